@@ -1,0 +1,203 @@
+"""The parity harness: golden files, checks, stage registry and the report."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from indextts2.errors import InvalidInput
+
+__all__ = [
+    "STAGES",
+    "Check",
+    "GoldenSet",
+    "ParityReport",
+    "compare_exact",
+    "compare_tensor",
+    "run_parity",
+]
+
+logger = logging.getLogger(__name__)
+
+# Pipeline order; each name is a module under indextts2.parity.stages.
+STAGES: tuple[str, ...] = ("audio", "text", "voice", "emotion", "gpt", "s2mel", "vocoder", "e2e")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One compared item: a tensor (max abs error against a tolerance) or a count of mismatches."""
+
+    stage: str
+    item: str
+    shape: str
+    passed: bool
+    max_abs_error: float | None = None
+    tolerance: float | None = None
+    mismatches: int | None = None
+    note: str = ""
+
+    @property
+    def measure(self) -> str:
+        if self.max_abs_error is not None:
+            return f"{self.max_abs_error:.3g} (tol {self.tolerance:g})"
+        if self.mismatches is not None:
+            return f"{self.mismatches} mismatch(es)"
+        return self.note or "-"
+
+
+class GoldenSet:
+    """Read access to a golden directory. Files are loaded on first use and kept."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise InvalidInput(f"golden directory {self.root} does not exist")
+        if not (self.root / "checkpoint").is_dir() or not (self.root / "inputs").is_dir():
+            raise InvalidInput(
+                f"{self.root} is not a golden directory: it needs checkpoint/ and inputs/ "
+                "(the layout of shared/goldens)"
+            )
+        self._tensors: dict[str, dict[str, Any]] = {}
+        self._json: dict[str, Any] = {}
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.root / "checkpoint"
+
+    @property
+    def inputs(self) -> Path:
+        return self.root / "inputs"
+
+    def path(self, name: str) -> Path:
+        return self.root / name
+
+    def tensors(self, name: str) -> dict[str, Any]:
+        """All tensors of ``<name>.safetensors`` (torch tensors)."""
+        if name not in self._tensors:
+            from safetensors.torch import load_file
+
+            file = self.root / f"{name}.safetensors"
+            if not file.is_file():
+                raise InvalidInput(f"golden file {file} is missing")
+            self._tensors[name] = load_file(str(file))
+        return self._tensors[name]
+
+    def json(self, name: str) -> Any:
+        if name not in self._json:
+            file = self.root / name
+            if not file.is_file():
+                raise InvalidInput(f"golden file {file} is missing")
+            self._json[name] = json.loads(file.read_text(encoding="utf-8"))
+        return self._json[name]
+
+    @cached_property
+    def manifest(self) -> dict[str, Any]:
+        result: dict[str, Any] = self.json("manifest.json")
+        return result
+
+
+def _shape(value: Any) -> str:
+    shape = getattr(value, "shape", None)
+    if shape is not None:
+        return "x".join(str(int(s)) for s in shape) or "scalar"
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return f"{len(value)} items"
+    return "-"
+
+
+def compare_tensor(stage: str, item: str, actual: Any, expected: Any, tolerance: float) -> Check:
+    """Max abs error of two float tensors, which must have the same shape."""
+    import torch
+
+    actual_t = torch.as_tensor(actual).detach().to("cpu", torch.float64)
+    expected_t = torch.as_tensor(expected).detach().to("cpu", torch.float64)
+    if actual_t.shape != expected_t.shape:
+        return Check(
+            stage,
+            item,
+            _shape(expected_t),
+            False,
+            note=f"shape {_shape(actual_t)} != expected {_shape(expected_t)}",
+        )
+    error = float((actual_t - expected_t).abs().max()) if actual_t.numel() else 0.0
+    passed = error <= tolerance  # NaN compares False, so a NaN fails
+    return Check(stage, item, _shape(expected_t), passed, max_abs_error=error, tolerance=tolerance)
+
+
+def compare_exact(stage: str, item: str, actual: Any, expected: Any) -> Check:
+    """Element-wise equality of integer tensors, lists or strings; reports the number of mismatches."""
+    import torch
+
+    if isinstance(expected, torch.Tensor) or isinstance(actual, torch.Tensor):
+        a = torch.as_tensor(actual).detach().cpu()
+        e = torch.as_tensor(expected).detach().cpu()
+        if a.shape != e.shape:
+            return Check(stage, item, _shape(e), False, note=f"shape {_shape(a)} != expected {_shape(e)}")
+        mismatches = int((a.to(torch.int64) != e.to(torch.int64)).sum())
+        return Check(stage, item, _shape(e), mismatches == 0, mismatches=mismatches)
+    if isinstance(expected, str) or isinstance(actual, str):
+        same = actual == expected
+        note = "" if same else f"got {actual!r}, expected {expected!r}"
+        return Check(stage, item, f"{len(expected)} chars", same, mismatches=0 if same else 1, note=note)
+    a_list, e_list = list(actual), list(expected)
+    mismatches = sum(1 for x, y in zip(a_list, e_list, strict=False) if x != y)
+    mismatches += abs(len(a_list) - len(e_list))
+    note = "" if mismatches == 0 else f"got {a_list!r}, expected {e_list!r}"
+    return Check(stage, item, _shape(e_list), mismatches == 0, mismatches=mismatches, note=note)
+
+
+@dataclass
+class ParityReport:
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.checks) and all(check.passed for check in self.checks)
+
+    def failures(self) -> list[Check]:
+        return [check for check in self.checks if not check.passed]
+
+    def by_stage(self, stage: str) -> list[Check]:
+        return [check for check in self.checks if check.stage == stage]
+
+
+StageRunner = Callable[[GoldenSet], list[Check]]
+
+
+def load_stage(name: str) -> StageRunner | None:
+    """The ``run`` function of a stage, or None if that stage is not implemented yet."""
+    if name not in STAGES:
+        raise InvalidInput(f"unknown parity stage {name!r}; the stages are {', '.join(STAGES)}")
+    module_name = f"indextts2.parity.stages.{name}"
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name == module_name:
+            return None
+        raise
+    runner: StageRunner = module.run
+    return runner
+
+
+def run_parity(golden_dir: str | Path, stages: Iterable[str] | None = None) -> ParityReport:
+    """Run the named stages (default: all) against a golden directory."""
+    golden = GoldenSet(golden_dir)
+    selected = list(stages) if stages else list(STAGES)
+    for name in selected:
+        if name not in STAGES:
+            raise InvalidInput(f"unknown parity stage {name!r}; the stages are {', '.join(STAGES)}")
+    report = ParityReport()
+    for name in selected:
+        runner = load_stage(name)
+        if runner is None:
+            report.checks.append(Check(name, "-", "-", False, note="not implemented"))
+            continue
+        logger.info("parity stage %s", name)
+        report.checks.extend(runner(golden))
+    return report

@@ -1,0 +1,1 @@
+"""One module per parity stage, each with ``run(golden) -> list[Check]``."""

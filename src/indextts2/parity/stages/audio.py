@@ -1,0 +1,61 @@
+"""Parity of the audio front end: loading, both resamplers, kaldi fbank and the prompt mel.
+
+The official pipeline reads the speaker clip with ``librosa.load(path)`` (22.05 kHz, soxr HQ), resamples
+it to 16 kHz with torchaudio's sinc resampler, and reads the emotion clip (or the speaker clip again,
+when there is no emotion clip) with ``librosa.load(path, sr=16000)``. Every clip is cut to 15 s.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from indextts2.audio import kaldi_fbank, load_audio, log_mel_spectrogram, resample
+from indextts2.parity.core import Check, GoldenSet, compare_tensor
+
+STAGE = "audio"
+RESAMPLE_TOLERANCE = 1e-5
+FEATURE_TOLERANCE = 1e-4
+MAX_CLIP_SECONDS = 15  # the official _load_and_cut_audio limit
+
+
+def _load(path: object, rate: int) -> torch.Tensor:
+    audio = load_audio(path, rate)  # type: ignore[arg-type]
+    return torch.from_numpy(audio.samples[: rate * MAX_CLIP_SECONDS]).unsqueeze(0)
+
+
+def run(golden: GoldenSet) -> list[Check]:
+    expected = golden.tensors("audio")
+    ref_wav = golden.inputs / "ref.wav"
+    emo_wav = golden.inputs / "emo.wav"
+
+    loaded = _load(ref_wav, 22050)
+    audio_22k = resample(loaded, 22050, 22050)
+    audio_16k = resample(loaded, 22050, 16000)
+    fbank = kaldi_fbank(audio_16k, num_mel_bins=80, sample_rate=16000)
+    mel = log_mel_spectrogram(audio_22k)
+
+    checks = [
+        compare_tensor(STAGE, "ref.loaded", loaded, expected["ref.loaded"], RESAMPLE_TOLERANCE),
+        compare_tensor(STAGE, "ref.audio_22k", audio_22k, expected["ref.audio_22k"], RESAMPLE_TOLERANCE),
+        compare_tensor(STAGE, "ref.audio_16k", audio_16k, expected["ref.audio_16k"], RESAMPLE_TOLERANCE),
+        compare_tensor(STAGE, "ref.fbank", fbank, expected["ref.fbank"], FEATURE_TOLERANCE),
+        compare_tensor(
+            STAGE,
+            "ref.fbank_centered",
+            (fbank - fbank.mean(dim=0, keepdim=True)).unsqueeze(0),
+            expected["ref.fbank_centered"],
+            FEATURE_TOLERANCE,
+        ),
+        compare_tensor(STAGE, "ref.mel", mel, expected["ref.mel"], FEATURE_TOLERANCE),
+        compare_tensor(
+            STAGE, "emo.loaded_16k", _load(emo_wav, 16000), expected["emo.loaded_16k"], RESAMPLE_TOLERANCE
+        ),
+        compare_tensor(
+            STAGE,
+            "ref_as_emo.loaded_16k",
+            _load(ref_wav, 16000),
+            expected["ref_as_emo.loaded_16k"],
+            RESAMPLE_TOLERANCE,
+        ),
+    ]
+    return checks
