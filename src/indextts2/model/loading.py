@@ -20,7 +20,14 @@ from torch import nn
 
 from indextts2.errors import CheckpointError
 
-__all__ = ["load_into", "read_safetensors", "read_torch_file", "strip_prefix"]
+__all__ = [
+    "S2MEL_PARTS",
+    "load_into",
+    "read_s2mel_checkpoint",
+    "read_safetensors",
+    "read_torch_file",
+    "strip_prefix",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -116,3 +123,24 @@ def load_into(
     if leftover or result.unexpected_keys:  # cannot happen after the checks above; kept as a guard
         raise CheckpointError(source, f"keys did not load: {leftover + list(result.unexpected_keys)}")
     logger.debug("loaded %d tensors from %s into %s", len(usable), source, type(module).__name__)
+
+
+S2MEL_PARTS = ("cfm", "length_regulator", "gpt_layer")
+
+
+def read_s2mel_checkpoint(path: str | Path) -> dict[str, dict[str, torch.Tensor]]:
+    """The three state dicts of ``s2mel.pth``: ``{'net': {'cfm', 'length_regulator', 'gpt_layer'}}``.
+
+    DataParallel ``module.`` prefixes are stripped. Other entries of ``net`` (training-only modules)
+    are ignored; a missing part is an error.
+    """
+    data = read_torch_file(path)
+    net = data.get("net") if isinstance(data, dict) else None
+    if not isinstance(net, dict):
+        raise CheckpointError(path, "expected a dict with a 'net' entry (the s2mel checkpoint layout)")
+    parts: dict[str, dict[str, torch.Tensor]] = {}
+    for name in S2MEL_PARTS:
+        if name not in net or not isinstance(net[name], dict):
+            raise CheckpointError(path, f"missing key net.{name}")
+        parts[name] = strip_prefix(net[name], "module.")
+    return parts
