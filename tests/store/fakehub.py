@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 LFS_SUFFIXES = (".pth", ".pt", ".bin", ".safetensors", ".model")
@@ -131,6 +132,7 @@ class FakeHub:
 def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out in separate writes
 
         def log_message(self, format: str, *args: object) -> None:  # quiet
             pass
@@ -298,3 +300,21 @@ def serve(repos: list[FakeRepo] | None = None) -> Iterator[FakeHub]:
         yield hub
     finally:
         hub.stop()
+
+
+def write_checkpoints(
+    directory: Path, repos: list[FakeRepo] | None = None, *, with_qwen: bool = True
+) -> Path:
+    """The fake repos' files in the official checkpoints layout (what `models import` reads)."""
+    from indextts2.store.manifest import INDEXTTS_2
+
+    by_id = {repo.repo_id: repo for repo in (repos if repos is not None else indextts2_repos())}
+    for component in INDEXTTS_2.components:
+        for repo_path, data in by_id[component.repo_id].files.items():
+            local = component.local_path(repo_path)
+            if local is None or (not with_qwen and local.startswith("qwen")):
+                continue
+            target = directory / local
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+    return directory

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, NoReturn
 
 import typer
 from rich.markup import escape
@@ -22,12 +22,13 @@ from rich.progress import Progress as RichProgress
 from rich.table import Table
 
 from indextts2.cli._console import err, out
-from indextts2.errors import InvalidInput
+from indextts2.errors import InvalidInput, ModelFilesMissing
 from indextts2.settings import Settings
 from indextts2.store import progress as store_progress
 from indextts2.store.manifest import DEFAULT_MODEL_ID
 
 EXIT_CHECK_FAILED = 1
+EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 HELP = """Get the IndexTTS2 weights onto this machine, check them, and carry them to machines without network.
@@ -112,21 +113,25 @@ class _RichProgress:
         self._done: dict[str, int] = {}
         self._tasks: dict[str, TaskID] = {}
         self._total: TaskID | None = None
+        self._started = False
 
     def __enter__(self) -> _RichProgress:
-        self._bars.start()
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, value: BaseException | None, traceback: TracebackType | None
     ) -> None:
-        self._bars.stop()
+        if self._started:
+            self._bars.stop()
 
     def start(self, action: str, items: Sequence[store_progress.ProgressItem]) -> None:
         self._sizes = {item.name: item.size for item in items}
         self._done = {item.name: item.done for item in items}
         if not items:
             return
+        if not self._started:
+            self._bars.start()
+            self._started = True
         verb = self.VERBS.get(action, action)
         self._total = self._bars.add_task(
             f"[bold]{verb} {len(items)} file(s)[/]",
@@ -151,6 +156,19 @@ class _RichProgress:
         self._bars.update(task, completed=self._sizes.get(name, 0))
         self._bars.remove_task(task)
         self._tasks.pop(name, None)
+
+
+def _report_missing(exc: ModelFilesMissing) -> NoReturn:
+    """Name every missing file, one a line (the error's own message stops at ten)."""
+    hint = exc.message.split("; ", 1)[1] if "; " in exc.message else ""
+    err.print(
+        f"[bold red]error:[/] {escape(exc.model)} is missing {len(exc.missing)} file(s):", highlight=False
+    )
+    for name in exc.missing:
+        err.print(f"  {escape(name)}", highlight=False, soft_wrap=True)
+    if hint:
+        err.print(escape(hint), highlight=False, soft_wrap=True)
+    raise typer.Exit(EXIT_USER_ERROR)
 
 
 def _settings(cache_dir: Path | None, **overrides: object) -> Settings:
@@ -215,6 +233,8 @@ def download(
     except KeyboardInterrupt:
         err.print("interrupted: what arrived is kept; run the same command again to resume")
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    except ModelFilesMissing as exc:
+        _report_missing(exc)
     err.print(f"{files.model_id} (commit {(files.revision or '')[:12]}) is complete")
     typer.echo(str(files.root))
 
@@ -294,7 +314,10 @@ def path(
     """Print the model's directory (official checkpoints layout), from the cache only: for scripts."""
     from indextts2.store import resolve_model
 
-    files = resolve_model(model, revision=revision, cache_dir=_settings(cache_dir).home, offline=True)
+    try:
+        files = resolve_model(model, revision=revision, cache_dir=_settings(cache_dir).home, offline=True)
+    except ModelFilesMissing as exc:
+        _report_missing(exc)
     typer.echo(str(files.root))
 
 
