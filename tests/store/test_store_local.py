@@ -9,6 +9,7 @@ import pytest
 from fakehub import write_checkpoints
 
 from indextts2.errors import ModelFilesMissing, ModelNotFound
+from indextts2.settings import Settings
 from indextts2.store import ModelFiles, dummy_preset, resolve_model
 from indextts2.store.files import layout_roles
 from indextts2.store.manifest import INDEXTTS_2, get_model_spec
@@ -72,6 +73,13 @@ def test_dummy_models_have_no_files(tmp_path: Path) -> None:
     assert dummy_preset("IndexTeam/IndexTTS-2") is None
     with pytest.raises(ModelNotFound, match="random weights"):
         resolve_model("dummy:tiny", cache_dir=tmp_path)
+
+
+def test_hf_endpoint_is_read_by_settings() -> None:
+    assert (
+        Settings.from_env({"HF_ENDPOINT": "https://hf-mirror.com/"}).hub_endpoint == "https://hf-mirror.com"
+    )
+    assert Settings.from_env({}).hub_endpoint is None
 
 
 def test_unknown_model_ids() -> None:
