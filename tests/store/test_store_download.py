@@ -282,3 +282,12 @@ def test_a_download_waits_for_another_process_holding_the_store(hub: FakeHub, ca
     other.release()
     worker.join(timeout=60)
     assert isinstance(result["files"], ModelFiles)
+
+
+def test_a_commit_id_as_revision_works_offline_afterwards(hub: FakeHub, cache: Path) -> None:
+    commit = _repo(hub, "IndexTeam/IndexTTS-2").commit
+    files = download_model(cache_dir=cache, accept_license=True, revision=commit)
+    assert files.revision == commit
+    store = Store(cache)
+    assert store.refs("IndexTeam/IndexTTS-2") == {}  # a commit needs no ref
+    assert resolve_model("IndexTeam/IndexTTS-2", revision=commit, cache_dir=cache, offline=True) == files

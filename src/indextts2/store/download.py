@@ -70,7 +70,8 @@ def require_license(store: Store, spec: ModelSpec, *, accept: bool, accepted_by:
         return
     raise LicenseNotAccepted(
         f"the {spec.model_id} weights come under the {spec.license_name} ({spec.license_url}); read it, "
-        "then accept it with --accept-license or INDEXTTS2_ACCEPT_LICENSE=1 (asked once: the answer is "
+        "then accept it with --accept-license or INDEXTTS2_ACCEPT_LICENSE=1 (accept_license=True in "
+        "Python; asked once: the answer is "
         f"kept in {store.base})"
     )
 
@@ -220,7 +221,8 @@ def download(
 
         states = []
         for component, wanted_revision, record in plans:
-            store.write_ref(component.repo_id, wanted_revision, record.commit)
+            if wanted_revision != record.commit:
+                store.write_ref(component.repo_id, wanted_revision, record.commit)
             states.append(store.component_state(component, record.commit))
         return [_with_revision(s, r) for s, (_, r, _) in zip(states, plans, strict=True)]
 
