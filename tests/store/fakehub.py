@@ -250,7 +250,11 @@ def indextts2_repos(*, seed: int = 0, big: int = 300_000) -> list[FakeRepo]:
     rng = random.Random(seed)
 
     def blob(n: int) -> bytes:
-        return rng.randbytes(n)
+        return (
+            rng.randbytes(min(n, 2**20)) * (n // 2**20) + rng.randbytes(n % 2**20)
+            if n > 2**20
+            else rng.randbytes(n)
+        )
 
     return [
         FakeRepo(

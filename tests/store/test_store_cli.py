@@ -179,3 +179,23 @@ def test_an_unknown_model_is_one_line(cache: Path) -> None:
     result = run("verify", "someone/else", "--cache-dir", str(cache))
     assert result.exit_code == 2
     assert result.output.strip().startswith("error: unknown model 'someone/else'")
+
+
+def test_list_names_what_is_missing(downloaded: ModelFiles, cache: Path) -> None:
+    downloaded.campplus.resolve().unlink()
+    result = run("list", "--cache-dir", str(cache))
+    assert result.exit_code == 0
+    assert "1 file(s) missing" in result.stdout
+    assert "funasr/campplus/campplus_cn_common.bin" in result.stdout
+
+
+def test_verify_of_a_model_never_downloaded_says_how_to_get_it(cache: Path) -> None:
+    result = run("verify", "--cache-dir", str(cache))
+    assert result.exit_code == 1
+    assert "indextts2 models download" in result.output
+
+
+def test_a_bad_endpoint_is_one_line(cache: Path) -> None:
+    result = run("download", "--accept-license", "--endpoint", "hf-mirror.com", "--cache-dir", str(cache))
+    assert result.exit_code == 2
+    assert "not an http(s) URL" in result.output

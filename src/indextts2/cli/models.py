@@ -252,17 +252,18 @@ def list_(cache_dir: CacheDirOpt = None) -> None:
         for column in ("model", "revision", "commit", "size", "status"):
             table.add_column(column, overflow="fold")
         for item in report.revisions:
-            if item.complete:
-                status = "[green]complete[/]"
-            else:
-                shown = ", ".join(item.missing[:5]) + (
-                    f" and {len(item.missing) - 5} more" if len(item.missing) > 5 else ""
-                )
-                status = f"[yellow]missing {len(item.missing)}:[/] {escape(shown)}"
+            status = (
+                "[green]complete[/]" if item.complete else f"[yellow]{len(item.missing)} file(s) missing[/]"
+            )
             table.add_row(
                 item.model_id, ", ".join(item.refs) or "-", item.commit[:12], _size(item.size), status
             )
         out.print(table)
+        for item in report.revisions:
+            if item.missing:
+                out.print(f"{item.model_id} {item.commit[:12]} is missing:", highlight=False)
+                for name in item.missing:
+                    out.print(f"  {escape(name)}", highlight=False, soft_wrap=True)
     if report.partial_bytes:
         err.print(f"{_size(report.partial_bytes)} of interrupted downloads wait to be resumed")
 
@@ -293,7 +294,9 @@ def verify(
     for check in report.problems:
         table.add_row(escape(check.name), check.status)
     out.print(table)
-    if report.removed:
+    if all(check.status == "missing" for check in report.problems):
+        err.print("get them with `indextts2 models download` (or `indextts2 models import`)")
+    elif report.removed:
         err.print(
             f"removed {len(report.removed)} damaged file(s); "
             "run `indextts2 models download` to fetch them again"

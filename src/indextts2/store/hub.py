@@ -25,7 +25,7 @@ from typing import Any, BinaryIO
 from urllib.parse import urlparse
 
 from indextts2.__about__ import __version__
-from indextts2.errors import IndexTTS2Error, ModelNotFound, StoreError
+from indextts2.errors import IndexTTS2Error, InvalidInput, ModelNotFound, StoreError
 from indextts2.store.layout import disk_error
 
 __all__ = ["DEFAULT_ENDPOINT", "Hub", "RemoteFile", "RemoteListing"]
@@ -126,6 +126,10 @@ class Hub:
 
     def __init__(self, endpoint: str | None = None, *, token: str | bool | None = None) -> None:
         self.endpoint = (endpoint or DEFAULT_ENDPOINT).rstrip("/")
+        if not self.endpoint.startswith(("http://", "https://")):
+            raise InvalidInput(
+                f"hub endpoint {self.endpoint!r} is not an http(s) URL; check --endpoint / HF_ENDPOINT"
+            )
         self.token = token
 
     @contextlib.contextmanager
