@@ -250,11 +250,11 @@ def indextts2_repos(*, seed: int = 0, big: int = 300_000) -> list[FakeRepo]:
     rng = random.Random(seed)
 
     def blob(n: int) -> bytes:
-        return (
-            rng.randbytes(min(n, 2**20)) * (n // 2**20) + rng.randbytes(n % 2**20)
-            if n > 2**20
-            else rng.randbytes(n)
-        )
+        # randbytes cannot make hundreds of MB at once; a repeated 1 MiB block is random enough here.
+        block = 2**20
+        if n <= block:
+            return rng.randbytes(n)
+        return rng.randbytes(block) * (n // block) + rng.randbytes(n % block)
 
     return [
         FakeRepo(
