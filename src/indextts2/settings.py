@@ -66,6 +66,9 @@ class Settings:
     log_level: str = "WARNING"
     """INDEXTTS2_LOG_LEVEL: level for the CLI's and the server's log output."""
 
+    hub_endpoint: str | None = None
+    """HF_ENDPOINT: the hub (or a mirror) models are downloaded from; None means huggingface.co."""
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Build settings from the environment (``os.environ`` unless ``env`` is given)."""
@@ -87,6 +90,8 @@ class Settings:
                 values[attr] = _parse_bool(name, env[name])
         if env.get("INDEXTTS2_LOG_LEVEL"):
             values["log_level"] = env["INDEXTTS2_LOG_LEVEL"].upper()
+        if env.get("HF_ENDPOINT"):
+            values["hub_endpoint"] = env["HF_ENDPOINT"].rstrip("/")
         return cls(**values)
 
     def with_overrides(self, **overrides: Any) -> Settings:
