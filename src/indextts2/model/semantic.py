@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from indextts2.audio import kaldi_fbank
-from indextts2.errors import CheckpointError, ConfigError
+from indextts2.errors import CheckpointError, ConfigError, InvalidInput
 from indextts2.model.loading import load_into, read_safetensors, read_torch_file
 
 __all__ = [
@@ -97,7 +97,7 @@ def _normalised_fbank(waveform: torch.Tensor, settings: FeatureExtractorSettings
         low_freq=_FBANK_LOW_HZ,
     )
     if fbank.shape[0] < 2:
-        raise ValueError("a clip needs at least two fbank frames (about 35 ms at 16 kHz)")
+        raise InvalidInput("a clip needs at least two fbank frames (35 ms at 16 kHz)")
     mean = fbank.mean(dim=0, keepdim=True)
     var = fbank.var(dim=0, keepdim=True, correction=1)
     return ((fbank - mean) / torch.sqrt(var + _NORM_EPS)).to(torch.float32)
@@ -118,7 +118,7 @@ def seamless_features(
     """
     settings = settings or FeatureExtractorSettings()
     if not waveforms:
-        raise ValueError("seamless_features needs at least one waveform")
+        raise InvalidInput("seamless_features needs at least one waveform")
     stride = settings.stride
     per_clip = [_normalised_fbank(w.reshape(-1), settings) for w in waveforms]
     frames = torch.tensor([f.shape[0] for f in per_clip], dtype=torch.int64)
