@@ -108,9 +108,18 @@ def _mel_scale(freq: float) -> float:
 
 @functools.lru_cache(maxsize=8)
 def kaldi_mel_banks(
-    num_bins: int, padded_window_size: int, sample_rate: float, low_freq: float, high_freq: float
+    num_bins: int,
+    padded_window_size: int,
+    sample_rate: float,
+    low_freq: float,
+    high_freq: float,
+    dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
-    """Kaldi triangular mel banks, (num_bins, padded_window_size // 2 + 1) with a zero last column."""
+    """Kaldi triangular mel banks, (num_bins, padded_window_size // 2 + 1) with a zero last column.
+
+    Computed in ``dtype``: float32 is what torchaudio does; float64 is what transformers'
+    SeamlessM4T feature extractor does (its filters differ from torchaudio's by up to 1.4e-5).
+    """
     num_fft_bins = padded_window_size // 2
     nyquist = 0.5 * sample_rate
     if high_freq <= 0.0:
@@ -122,14 +131,15 @@ def kaldi_mel_banks(
     mel_high = _mel_scale(high_freq)
     mel_delta = (mel_high - mel_low) / (num_bins + 1)
 
-    bins = torch.arange(num_bins).unsqueeze(1)
+    bins = torch.arange(num_bins, dtype=dtype).unsqueeze(1)
     left = mel_low + bins * mel_delta
     center = mel_low + (bins + 1.0) * mel_delta
     right = mel_low + (bins + 2.0) * mel_delta
-    mel = 1127.0 * (1.0 + fft_bin_width * torch.arange(num_fft_bins) / 700.0).log().unsqueeze(0)
+    fft_bins = torch.arange(num_fft_bins, dtype=dtype)
+    mel = 1127.0 * (1.0 + fft_bin_width * fft_bins / 700.0).log().unsqueeze(0)
     up_slope = (mel - left) / (center - left)
     down_slope = (right - mel) / (right - center)
-    banks = torch.max(torch.zeros(1), torch.min(up_slope, down_slope))
+    banks = torch.max(torch.zeros(1, dtype=dtype), torch.min(up_slope, down_slope))
     return F.pad(banks, (0, 1))
 
 
@@ -176,7 +186,10 @@ def kaldi_fbank(
     frames = F.pad(frames * povey.unsqueeze(0), (0, padded_size - window_size))
 
     power = torch.fft.rfft(frames).abs().pow(2.0)
-    banks = kaldi_mel_banks(num_mel_bins, padded_size, float(sample_rate), low_freq, high_freq)
+    # float32 banks as torchaudio (its float32 results are reproduced exactly); float64 banks for a
+    # float64 waveform (as transformers' SeamlessM4T extractor, which works in float64).
+    banks_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+    banks = kaldi_mel_banks(num_mel_bins, padded_size, float(sample_rate), low_freq, high_freq, banks_dtype)
     energies = torch.mm(power, banks.to(device=device, dtype=dtype).T)
     epsilon = torch.tensor(torch.finfo(torch.float).eps, device=device, dtype=dtype)
     return torch.max(energies, epsilon).log()

@@ -53,16 +53,22 @@ def read_torch_file(path: str | Path, *, mmap: bool = True) -> Any:
         raise CheckpointError(file, f"not a readable torch checkpoint ({exc})") from exc
 
 
-def read_safetensors(path: str | Path) -> dict[str, torch.Tensor]:
-    """All tensors of a safetensors file, on the CPU."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+def read_safetensors(path: str | Path, *, skip: Iterable[str] = ()) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file, on the CPU.
+
+    Keys matching one of the ``skip`` glob patterns are never read (the unused layers of a large
+    network stay on disk); pass the same patterns to :func:`load_into` as ``ignore_unexpected``.
+    """
+    from safetensors import SafetensorError, safe_open
 
     file = Path(path)
     if not file.is_file():
         raise CheckpointError(file, "no such file")
+    skip = tuple(skip)
     try:
-        return load_file(str(file), device="cpu")
+        with safe_open(str(file), framework="pt", device="cpu") as handle:
+            wanted = [key for key in handle.keys() if not _matches(key, skip)]  # noqa: SIM118
+            return {key: handle.get_tensor(key) for key in wanted}
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(file, f"not a readable safetensors file ({exc})") from exc
 
