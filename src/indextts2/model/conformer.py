@@ -7,7 +7,8 @@ convolution module (GLU, depthwise conv, LayerNorm, SiLU) and a SiLU feed-forwar
 pre-normed, each layer closed by a LayerNorm. State-dict keys are the official ones.
 
 Masks: frames at or past a sequence's length are left out of attention and zeroed in the
-convolution module, so padded batches give each sequence its own result.
+convolution module; with ``as_cut`` also after its GLU, so that padded batches give each sequence
+exactly the result of its clip alone (the official module does not, see ``_ConvolutionModule``).
 """
 
 from __future__ import annotations
@@ -138,10 +139,17 @@ class _ConvolutionModule(nn.Module):
         self.norm = nn.LayerNorm(channels)
         self.pointwise_conv2 = nn.Conv1d(channels, channels, 1)
 
-    def forward(self, x: torch.Tensor, frame_mask: torch.Tensor) -> torch.Tensor:
-        """x: (B, T, C); frame_mask: (B, 1, T) True for valid frames."""
+    def forward(self, x: torch.Tensor, frame_mask: torch.Tensor, *, as_cut: bool) -> torch.Tensor:
+        """x: (B, T, C); frame_mask: (B, 1, T) True for valid frames.
+
+        The official module zeroes masked frames only before the first pointwise convolution, so the
+        GLU of its bias leaks from masked frames into the depthwise convolution. ``as_cut`` zeroes them
+        after the GLU too: a masked frame then acts like the zero padding past a clip's end.
+        """
         x = x.transpose(1, 2).masked_fill(~frame_mask, 0.0)  # (B, C, T)
         x = F.glu(self.pointwise_conv1(x), dim=1)
+        if as_cut:
+            x = x.masked_fill(~frame_mask, 0.0)
         x = self.depthwise_conv(x)
         x = F.silu(self.norm(x.transpose(1, 2))).transpose(1, 2)
         x = self.pointwise_conv2(x).masked_fill(~frame_mask, 0.0)
@@ -159,9 +167,11 @@ class _ConformerLayer(nn.Module):
         self.norm_conv = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
         self.norm_final = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor, position: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, position: torch.Tensor, *, as_cut: bool
+    ) -> torch.Tensor:
         x = x + self.self_attn(self.norm_mha(x), mask, position)
-        x = x + self.conv_module(self.norm_conv(x), mask)
+        x = x + self.conv_module(self.norm_conv(x), mask, as_cut=as_cut)
         x = x + self.feed_forward(self.norm_ff(x))
         return self.norm_final(x)
 
@@ -200,12 +210,17 @@ class ConformerEncoder(nn.Module):
         )
         self.after_norm = nn.LayerNorm(output_size, eps=LAYER_NORM_EPS)
 
-    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, features: torch.Tensor, lengths: torch.Tensor, *, as_cut: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Encode features.
 
         Args:
             features: ``(B, T, input_size)``, padded along time.
             lengths: ``(B,)`` frames to treat as valid; frames at index >= length are masked.
+            as_cut: make the masked frames act exactly like absent ones, so that each row's result
+                equals that of its clip cut at its length (batches with padding need this). False is
+                the official arithmetic, where masked frames still leak into the convolution module.
 
         Returns:
             ``(B, T', output_size)`` encodings and the ``(B, 1, T')`` bool mask of valid frames.
@@ -220,5 +235,5 @@ class ConformerEncoder(nn.Module):
         mask = (frames[None, :] < lengths.to(features.device)[:, None]).unsqueeze(1)  # (B, 1, T)
         x, position, mask = self.embed(features, mask)
         for layer in self.encoders:
-            x = layer(x, mask, position)
+            x = layer(x, mask, position, as_cut=as_cut)
         return self.after_norm(x), mask

@@ -11,9 +11,11 @@ class does, and where it lives here:
 
 Lengths (the official quirk Q3 of the goldens): the official infer passes the FEATURE WIDTH of the
 w2v-BERT features as the length of every conditioning clip, so the conformers mask frames at index >=
-1024 (which a 15 s clip never reaches with the release model). Every method here takes ``lengths``;
-None reproduces the official behaviour (:func:`official_condition_lengths`), while a batching caller
-passes the true frame counts to mask its padding.
+1024 (which a 15 s clip never reaches with the release model; the tiny golden checkpoint, 64 wide,
+does mask). Every conditioning method takes ``lengths``: None reproduces the official behaviour
+(:func:`official_condition_lengths`, for one clip or clips of equal length); explicit lengths act as
+if each clip were cut there, which is what a batching caller wants for padded clips, and equals the
+official result for the release model whenever the clip is shorter than 1024 frames.
 """
 
 from __future__ import annotations
@@ -30,11 +32,18 @@ from torch import nn
 from indextts2.errors import CheckpointError, ConfigError, InvalidInput
 from indextts2.model.config import ModelConfig
 from indextts2.model.conformer import ConformerEncoder
+from indextts2.model.dummy import seeded
 from indextts2.model.gpt2 import GPT2Stack
 from indextts2.model.loading import load_into, read_torch_file
 from indextts2.model.perceiver import PerceiverResampler
 
-__all__ = ["GPTConfig", "UnifiedVoice", "merge_emotion_vectors", "official_condition_lengths"]
+__all__ = [
+    "GPTConfig",
+    "UnifiedVoice",
+    "build_dummy_gpt",
+    "merge_emotion_vectors",
+    "official_condition_lengths",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +217,7 @@ class UnifiedVoice(nn.Module):
         with torch.device("meta"):
             model = cls.from_config(config)
         model.load(state, source=path, assign=True)
-        return model.eval()
+        return model.requires_grad_(False).eval()
 
     def load(
         self, state_dict: Mapping[str, torch.Tensor], *, source: str | Path, assign: bool = False
@@ -222,22 +231,31 @@ class UnifiedVoice(nn.Module):
 
     # ------------------------------------------------------------------ conditioning
 
-    def _lengths(self, features: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    def _encode(
+        self, encoder: ConformerEncoder, features: torch.Tensor, lengths: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         if features.ndim != 3 or features.shape[-1] != self.config.semantic_width:
             raise InvalidInput(
                 f"conditioning features must be (batch, frames, {self.config.semantic_width}), "
                 f"got {tuple(features.shape)}"
             )
-        return official_condition_lengths(features) if lengths is None else lengths
+        if lengths is None:
+            return encoder(features, official_condition_lengths(features))
+        lengths = torch.as_tensor(lengths, dtype=torch.int64, device=features.device).reshape(-1)
+        if lengths.shape[0] != features.shape[0] or bool(
+            (lengths < 1).any() | (lengths > features.shape[1]).any()
+        ):
+            raise InvalidInput(
+                f"lengths must give 1..{features.shape[1]} frames for each of the {features.shape[0]} clips, "
+                f"got {lengths.tolist()}"
+            )
+        return encoder(features, lengths, as_cut=True)
 
     def speaker_encoder_output(
         self, features: torch.Tensor, *, lengths: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The conditioning conformer's output ``(B, T', C)`` and its mask ``(B, 1, T')``."""
-        result: tuple[torch.Tensor, torch.Tensor] = self.conditioning_encoder(
-            features, self._lengths(features, lengths)
-        )
-        return result
+        return self._encode(self.conditioning_encoder, features, lengths)
 
     def speaker_conditioning(
         self, features: torch.Tensor, *, lengths: torch.Tensor | None = None
@@ -246,7 +264,8 @@ class UnifiedVoice(nn.Module):
 
         Args:
             features: normalised w2v-BERT layer-17 features of the speaker clip (``spk_cond_emb``).
-            lengths: valid frames per row; None = the official behaviour (quirk Q3, module docstring).
+            lengths: valid frames per row (as if each clip were cut there); None = the official
+                behaviour (quirk Q3, see the module docstring).
         """
         encoded, mask = self.speaker_encoder_output(features, lengths=lengths)
         latents: torch.Tensor = self.perceiver_encoder(encoded, mask.squeeze(1))
@@ -254,7 +273,7 @@ class UnifiedVoice(nn.Module):
 
     def emotion_vector(self, features: torch.Tensor, *, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """The emotion vector ``(B, D)`` of a clip's w2v-BERT features (official ``get_emovec``)."""
-        encoded, mask = self.emo_conditioning_encoder(features, self._lengths(features, lengths))
+        encoded, mask = self._encode(self.emo_conditioning_encoder, features, lengths)
         pooled = self.emo_perceiver_encoder(encoded, mask.squeeze(1)).squeeze(1)  # (B, W)
         vector: torch.Tensor = self.emo_layer(self.emovec_layer(pooled))
         return vector
@@ -384,3 +403,10 @@ class UnifiedVoice(nn.Module):
             hidden[row, start : start + n]
             for row, (start, n) in enumerate(zip(mel_starts, counts, strict=True))
         ]
+
+
+def build_dummy_gpt(config: ModelConfig) -> UnifiedVoice:
+    """The ``dummy`` load format's GPT: seeded random weights (torch's initialisers), eval mode."""
+    with seeded("gpt"):
+        model = UnifiedVoice.from_config(config)
+    return model.requires_grad_(False).eval()
