@@ -100,13 +100,13 @@ def run(golden: GoldenSet) -> list[Check]:
 
     for number, case in enumerate(golden.json("emotion_vectors.json")["cases"]):
         for bias in (True, False):
-            actual = normalize_emotion_weights(case["input"], apply_bias=bias)
+            normalized = normalize_emotion_weights(case["input"], apply_bias=bias)
             item = f"normalize_emo_vec[{number}] apply_bias={bias}"
             checks.append(
                 compare_tensor(
                     STAGE,
                     item,
-                    torch.tensor(actual, dtype=torch.float64),
+                    torch.tensor(normalized, dtype=torch.float64),
                     torch.tensor(case[f"apply_bias_{str(bias).lower()}"], dtype=torch.float64),
                     NORMALIZE_TOLERANCE,
                 )
