@@ -74,7 +74,9 @@ def _phase(name: str, path: Path) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--naive", action="store_true", help="also measure the copying loader (2x memory)")
     parser.add_argument("--keep", type=Path, help="directory for the checkpoint (default: a temporary one)")
     parser.add_argument("--phase", choices=["build", "load", "naive"], help=argparse.SUPPRESS)

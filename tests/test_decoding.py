@@ -160,3 +160,18 @@ def test_bad_requests_are_refused(model: UnifiedVoice, prompts) -> None:
         generate_codes(model, [], options=GREEDY)
     with pytest.raises(InvalidInput, match="prompt must be"):
         generate_codes(model, [torch.zeros(4, 7)], options=GREEDY)
+
+
+@torch.no_grad()
+def test_a_step_over_the_whole_capacity_matches_the_eager_span(model: UnifiedVoice, prompts) -> None:
+    """span=None (static shapes, as a captured step runs) gives the same logits as the host-side span."""
+    eager = prefill(model, prompts, capacity=80)
+    static = prefill(model, prompts, capacity=80)
+    static.span = None
+    for code in (5, 600, 7000):
+        codes = torch.full((len(prompts),), code)
+        decode_step(model, eager, codes)
+        decode_step(model, static, codes)
+        torch.testing.assert_close(static.logits, eager.logits, atol=1e-5, rtol=0)
+    assert torch.equal(static.positions, eager.positions)
+    assert static.positions.tolist() == [5] * len(prompts)  # the third code went to position 4

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from indextts2.errors import InvalidInput
-from indextts2.options import EMOTION_NAMES, Emotion, GenerationOptions, normalize_emotion_weights
+from indextts2.options import EMOTIONS, Emotion, GenerationOptions, normalize_emotion_weights
 
 
 def test_emotion_modes() -> None:
@@ -17,11 +17,11 @@ def test_emotion_modes() -> None:
 
 
 def test_vector_by_name_or_by_position_is_the_same() -> None:
-    by_name = Emotion(vector={"sad": 0.3, "surprised": 0.2})
+    by_name = Emotion.from_mapping({"sad": 0.3, "surprised": 0.2})
     by_position = Emotion(vector=[0, 0, 0.3, 0, 0, 0, 0.2, 0])
     assert by_name.vector == by_position.vector == (0.0, 0.0, 0.3, 0.0, 0.0, 0.0, 0.2, 0.0)
     assert by_name.weights["sad"] == 0.3
-    assert list(by_name.weights) == list(EMOTION_NAMES)
+    assert list(by_name.weights) == list(EMOTIONS)
 
 
 def test_alpha_scales_the_vector_with_the_official_truncation() -> None:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     EmotionAudio = AudioSource | Audio
 
 __all__ = [
-    "EMOTION_NAMES",
+    "EMOTIONS",
     "Emotion",
     "GenerationOptions",
     "normalize_emotion_weights",
@@ -28,7 +28,7 @@ __all__ = [
 
 # The order of IndexTTS2's eight emotion weights (the official infer's `emo_vector` and the rows of
 # feat1.pt / feat2.pt, grouped by config.yaml's `emo_num`).
-EMOTION_NAMES: tuple[str, ...] = (
+EMOTIONS: tuple[str, ...] = (
     "happy",
     "angry",
     "sad",
@@ -57,34 +57,31 @@ def _finite_number(name: str, value: Any) -> float:
 
 
 def _eight_weights(vector: Mapping[str, float] | Sequence[float]) -> list[float]:
-    """The eight weights in EMOTION_NAMES order, from a name->weight mapping or an 8-long sequence.
+    """The eight weights in EMOTIONS order, from a name->weight mapping or an 8-long sequence.
 
     Refuses unknown names, a wrong count, non-numbers, non-finite and negative weights.
     """
     if isinstance(vector, Mapping):
-        unknown = [str(name) for name in vector if name not in EMOTION_NAMES]
+        unknown = [str(name) for name in vector if name not in EMOTIONS]
         if unknown:
-            raise InvalidInput(
-                f"unknown emotion name(s) {', '.join(unknown)}; use {', '.join(EMOTION_NAMES)}"
-            )
-        values: list[Any] = [vector.get(name, 0.0) for name in EMOTION_NAMES]
+            raise InvalidInput(f"unknown emotion name(s) {', '.join(unknown)}; use {', '.join(EMOTIONS)}")
+        values: list[Any] = [vector.get(name, 0.0) for name in EMOTIONS]
     elif isinstance(vector, (str, bytes)) or not isinstance(vector, Sequence):
         raise InvalidInput(
             "an emotion vector is a mapping of emotion names to weights or a sequence of 8 weights "
-            f"({', '.join(EMOTION_NAMES)})"
+            f"({', '.join(EMOTIONS)})"
         )
     else:
         values = list(vector)
-        if len(values) != len(EMOTION_NAMES):
+        if len(values) != len(EMOTIONS):
             raise InvalidInput(
-                f"an emotion vector has {len(EMOTION_NAMES)} weights ({', '.join(EMOTION_NAMES)}), "
-                f"got {len(values)}"
+                f"an emotion vector has {len(EMOTIONS)} weights ({', '.join(EMOTIONS)}), got {len(values)}"
             )
     weights = [
         _finite_number(f"emotion weight '{name}'", value)
-        for name, value in zip(EMOTION_NAMES, values, strict=True)
+        for name, value in zip(EMOTIONS, values, strict=True)
     ]
-    negative = [name for name, weight in zip(EMOTION_NAMES, weights, strict=True) if weight < 0]
+    negative = [name for name, weight in zip(EMOTIONS, weights, strict=True) if weight < 0]
     if negative:
         raise InvalidInput(f"emotion weights cannot be negative ({', '.join(negative)})")
     return weights
@@ -114,7 +111,7 @@ def normalize_emotion_weights(
     is allowed here (that is what this function is for).
 
     Returns:
-        The eight weights in :data:`EMOTION_NAMES` order.
+        The eight weights in :data:`EMOTIONS` order.
     """
     weights = _eight_weights(vector)
     if apply_bias:
@@ -134,7 +131,7 @@ class Emotion:
     - ``Emotion()``: the speaker clip's own emotion (the official default).
     - ``Emotion(audio=clip, alpha=0.6)``: the emotion of another clip, blended with the speaker's:
       ``speaker + alpha * (clip - speaker)``.
-    - ``Emotion(vector={"sad": 0.3, "surprised": 0.2})`` (or 8 weights in :data:`EMOTION_NAMES`
+    - ``Emotion(vector={"sad": 0.3, "surprised": 0.2})`` (or 8 weights in :data:`EMOTIONS`
       order): a mix of learnt emotion exemplars; the rest (1 - sum) stays the speaker's emotion.
       ``alpha`` scales the weights (truncated to 4 decimals, as the official infer does) and
       ``random=True`` picks the exemplars at random instead of the ones closest to the speaker's style.
@@ -172,6 +169,13 @@ class Emotion:
         if self.random and self.vector is None:
             raise InvalidInput("random exemplar choice only applies to an emotion vector; give vector=...")
 
+    @classmethod
+    def from_mapping(
+        cls, weights: Mapping[str, float], *, alpha: float = 1.0, random: bool = False
+    ) -> Emotion:
+        """An emotion vector from names: ``Emotion.from_mapping({"sad": 0.3, "surprised": 0.2})``."""
+        return cls(vector=weights, alpha=alpha, random=random)
+
     @property
     def mode(self) -> str:
         """``"speaker"``, ``"audio"`` or ``"vector"``: which source this emotion uses."""
@@ -185,7 +189,7 @@ class Emotion:
     def weights(self) -> dict[str, float]:
         """The vector as a name -> weight mapping (empty when there is no vector)."""
         vector = self._weights()
-        return {} if vector is None else dict(zip(EMOTION_NAMES, vector, strict=True))
+        return {} if vector is None else dict(zip(EMOTIONS, vector, strict=True))
 
     def _weights(self) -> tuple[float, ...] | None:
         # __post_init__ stored the validated tuple

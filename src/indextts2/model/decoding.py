@@ -45,6 +45,7 @@ from indextts2.model.sampling import (
 from indextts2.options import GenerationOptions
 
 __all__ = [
+    "FIRST_CODE_POSITION",
     "PROMPT_PLACEHOLDER_ID",
     "DecodeState",
     "GeneratedCodes",
@@ -59,6 +60,8 @@ logger = logging.getLogger(__name__)
 # The official inference feeds placeholder ids (torch.ones) for the prompt positions; the repetition
 # penalty counts them (and the start code) as already generated.
 PROMPT_PLACEHOLDER_ID = 1
+# The start code sits at mel position 0 and the k-th generated code at k + 1 (module docstring).
+FIRST_CODE_POSITION = 2
 # transformers' initial score of beams 1..n-1, so that the first step expands beam 0 only.
 _INACTIVE_BEAM_SCORE = -1e9
 
@@ -87,19 +90,21 @@ class GeneratedCodes:
 
 @dataclass
 class DecodeState:
-    """A batch being decoded: its cache, the logits for the next code, and host-side bookkeeping.
+    """A batch being decoded: its cache, the logits for the next code, the rows' mel positions.
 
     Attributes:
         cache: the rows' keys and values.
         logits: ``(rows, V)`` logits of the next code of every row.
-        span: the longest row's cache length (host-side, so that eager steps attend no further).
-        fed_codes: codes fed after the start code so far (the same for every row).
+        positions: ``(rows,)`` int64, the mel position of each row's next code (updated in place, so
+            that a captured step can read it).
+        span: the longest row's cache length, kept on the host so that eager steps attend no
+            further (None: attend over the whole capacity, as a captured step must).
     """
 
     cache: KVCache
     logits: torch.Tensor
-    span: int
-    fed_codes: int = 0
+    positions: torch.Tensor
+    span: int | None
 
 
 def make_generator(seed: int | None, device: torch.device | str = "cpu") -> torch.Generator:
@@ -133,16 +138,19 @@ def prefill(
     padded = nn.utils.rnn.pad_sequence(sequences, batch_first=True)  # (rows, P_max, D), right padding
     hidden = model.gpt(padded, cache=cache, new_lengths=lengths, key_span=span)
     last = hidden[torch.arange(len(sequences), device=device), lengths - 1]  # (rows, D)
-    return DecodeState(cache=cache, logits=model.mel_logits(last), span=span)
+    positions = torch.full((len(sequences),), FIRST_CODE_POSITION, dtype=torch.int64, device=device)
+    return DecodeState(cache=cache, logits=model.mel_logits(last), positions=positions, span=span)
 
 
 def decode_step(model: UnifiedVoice, state: DecodeState, codes: torch.Tensor) -> None:
-    """Feed one code per row ``(rows,)``; updates ``state.logits`` for the next one."""
-    state.fed_codes += 1
-    # The k-th generated code sits at mel position k + 1 in the official decoding (module docstring).
-    positions = torch.full_like(codes, state.fed_codes + 1)
-    embedded = model.mel_embeddings(codes, positions).unsqueeze(1)  # (rows, 1, D)
-    state.span += 1
+    """Feed one code per row ``(rows,)``; updates ``state.logits`` for the next one.
+
+    Everything but the host-side ``span`` bookkeeping is tensor work without host synchronisation.
+    """
+    embedded = model.mel_embeddings(codes, state.positions).unsqueeze(1)  # (rows, 1, D)
+    state.positions.add_(1)
+    if state.span is not None:
+        state.span += 1
     hidden = model.gpt(embedded, cache=state.cache, key_span=state.span)
     state.logits = model.mel_logits(hidden[:, 0])
 
@@ -344,6 +352,7 @@ def _beam_search(
         if sources != list(range(rows)):
             source_rows = torch.tensor(sources, device=device)
             state.cache.reorder_(source_rows, span=state.span)
+            state.positions.copy_(state.positions.index_select(0, source_rows))
             seen = seen.index_select(0, source_rows)
         tokens = torch.tensor(next_tokens, device=device)
         seen.scatter_(1, tokens.unsqueeze(1), True)

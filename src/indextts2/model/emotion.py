@@ -29,7 +29,7 @@ from indextts2.errors import CheckpointError, ConfigError, InvalidInput
 from indextts2.model.config import ModelConfig
 from indextts2.model.gpt import UnifiedVoice, merge_emotion_vectors
 from indextts2.model.loading import read_torch_file
-from indextts2.options import EMOTION_NAMES, Emotion
+from indextts2.options import EMOTIONS, Emotion
 
 __all__ = ["EmotionExemplars", "EmotionVector", "blend_exemplars", "emotion_vector"]
 
@@ -54,9 +54,9 @@ class EmotionExemplars:
     ) -> EmotionExemplars:
         """Split the two matrices into the groups of ``emo_num`` (one group per emotion)."""
         sizes = [int(size) for size in group_sizes]
-        if len(sizes) != len(EMOTION_NAMES) or any(size < 1 for size in sizes):
+        if len(sizes) != len(EMOTIONS) or any(size < 1 for size in sizes):
             raise ConfigError(
-                f"emo_num must list {len(EMOTION_NAMES)} positive group sizes (one per emotion), got {sizes}"
+                f"emo_num must list {len(EMOTIONS)} positive group sizes (one per emotion), got {sizes}"
             )
         for name, matrix in (("spk_matrix", speaker_matrix), ("emo_matrix", emotion_matrix)):
             if matrix.ndim != 2 or matrix.shape[0] != sum(sizes):
@@ -97,9 +97,11 @@ class EmotionExemplars:
                 ``use_random``).
         """
         if generator is not None:
-            return torch.stack(
-                [torch.randint(rows.shape[0], (), generator=generator) for rows in self.speaker_rows]
-            )
+            draws = [
+                torch.randint(rows.shape[0], (), generator=generator, device=generator.device)
+                for rows in self.speaker_rows
+            ]
+            return torch.stack(draws).cpu()
         query = style.reshape(1, -1).float()
         if query.shape[1] != self.speaker_rows[0].shape[1]:
             raise InvalidInput(
