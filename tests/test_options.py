@@ -46,6 +46,7 @@ def test_alpha_scales_the_vector_with_the_official_truncation() -> None:
         ({"vector": "happy"}, "mapping of emotion names"),
         ({"vector": {"sad": 0.2}, "audio": "emo.wav"}, "not both"),
         ({"random": True}, "only applies to an emotion vector"),
+        ({"alpha": 0.5}, "give audio=... or vector="),
     ],
 )
 def test_bad_emotions_say_what_to_fix(kwargs: dict[str, object], message: str) -> None:

@@ -168,6 +168,11 @@ class Emotion:
             raise InvalidInput(f"emotion random must be True or False, got {self.random!r}")
         if self.random and self.vector is None:
             raise InvalidInput("random exemplar choice only applies to an emotion vector; give vector=...")
+        if alpha != 1.0 and self.mode == "speaker":
+            raise InvalidInput(
+                "alpha sets the strength of an emotion clip or vector; give audio=... or vector=... "
+                "(the speaker's own emotion has no strength to set)"
+            )
 
     @classmethod
     def from_mapping(

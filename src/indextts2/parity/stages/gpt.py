@@ -7,6 +7,8 @@ official call's settings -> the latent pass over our codes.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from indextts2.model.decoding import generate_codes, prefill
@@ -21,15 +23,16 @@ RUNS = ("t0", "t1", "t2")
 BEAMS = (1, 3)
 
 
-def _options(infer_kwargs: dict[str, object], num_beams: int) -> GenerationOptions:
+def _options(infer_kwargs: dict[str, Any], num_beams: int) -> GenerationOptions:
     """The official call's decoding settings (infer's defaults for what the call does not set)."""
     defaults = GenerationOptions()
     return GenerationOptions(
-        top_k=int(infer_kwargs.get("top_k", defaults.top_k)),  # type: ignore[call-overload]
-        top_p=float(infer_kwargs.get("top_p", defaults.top_p)),  # type: ignore[arg-type]
-        temperature=float(infer_kwargs.get("temperature", defaults.temperature)),  # type: ignore[arg-type]
+        top_k=int(infer_kwargs.get("top_k", defaults.top_k)),
+        top_p=float(infer_kwargs.get("top_p", defaults.top_p)),
+        temperature=float(infer_kwargs.get("temperature", defaults.temperature)),
+        repetition_penalty=float(infer_kwargs.get("repetition_penalty", defaults.repetition_penalty)),
         num_beams=num_beams,
-        max_codes=int(infer_kwargs.get("max_mel_tokens", defaults.max_codes)),  # type: ignore[call-overload]
+        max_codes=int(infer_kwargs.get("max_mel_tokens", defaults.max_codes)),
         seed=0,
     )
 
