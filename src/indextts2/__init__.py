@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         Overloaded,
         VoiceNotFound,
     )
+    from indextts2.options import Emotion
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
@@ -35,11 +36,13 @@ _EXPORTS: dict[str, str] = {
     "ModelNotFound": "indextts2.errors",
     "Overloaded": "indextts2.errors",
     "VoiceNotFound": "indextts2.errors",
+    "Emotion": "indextts2.options",
 }
 
 __all__ = [
     "Audio",
     "AudioDecodeError",
+    "Emotion",
     "IndexTTS2Error",
     "InvalidInput",
     "ModelNotFound",

@@ -1,0 +1,273 @@
+"""Options shared by the library, the CLI and the server: emotion control and generation settings.
+
+Everything here is a frozen dataclass validated on construction, so that a bad value fails with a
+:class:`~indextts2.errors.InvalidInput` naming what to fix before any audio is produced.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+from indextts2.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from indextts2.audio import Audio, AudioSource
+
+    EmotionAudio = AudioSource | Audio
+
+__all__ = [
+    "EMOTIONS",
+    "Emotion",
+    "GenerationOptions",
+    "normalize_emotion_weights",
+]
+
+# The order of IndexTTS2's eight emotion weights (the official infer's `emo_vector` and the rows of
+# feat1.pt / feat2.pt, grouped by config.yaml's `emo_num`).
+EMOTIONS: tuple[str, ...] = (
+    "happy",
+    "angry",
+    "sad",
+    "afraid",
+    "disgusted",
+    "melancholic",
+    "surprised",
+    "calm",
+)
+
+# The official web UI's per-emotion damping and total cap (IndexTTS2.normalize_emo_vec); the
+# official infer itself does not apply them.
+_EMOTION_BIAS = (0.9375, 0.875, 1.0, 1.0, 0.9375, 0.9375, 0.6875, 0.5625)
+_EMOTION_SUM_CAP = 0.8
+# Float sums such as 0.1 + 0.2 + ... may exceed 1 by a rounding error; that is still "at most 1".
+_SUM_SLACK = 1e-6
+
+
+def _finite_number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InvalidInput(f"{name} must be a number, got {value!r}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise InvalidInput(f"{name} must be a finite number, got {value!r}")
+    return number
+
+
+def _eight_weights(vector: Mapping[str, float] | Sequence[float]) -> list[float]:
+    """The eight weights in EMOTIONS order, from a name->weight mapping or an 8-long sequence.
+
+    Refuses unknown names, a wrong count, non-numbers, non-finite and negative weights.
+    """
+    if isinstance(vector, Mapping):
+        unknown = [str(name) for name in vector if name not in EMOTIONS]
+        if unknown:
+            raise InvalidInput(f"unknown emotion name(s) {', '.join(unknown)}; use {', '.join(EMOTIONS)}")
+        values: list[Any] = [vector.get(name, 0.0) for name in EMOTIONS]
+    elif isinstance(vector, (str, bytes)) or not isinstance(vector, Sequence):
+        raise InvalidInput(
+            "an emotion vector is a mapping of emotion names to weights or a sequence of 8 weights "
+            f"({', '.join(EMOTIONS)})"
+        )
+    else:
+        values = list(vector)
+        if len(values) != len(EMOTIONS):
+            raise InvalidInput(
+                f"an emotion vector has {len(EMOTIONS)} weights ({', '.join(EMOTIONS)}), got {len(values)}"
+            )
+    weights = [
+        _finite_number(f"emotion weight '{name}'", value)
+        for name, value in zip(EMOTIONS, values, strict=True)
+    ]
+    negative = [name for name, weight in zip(EMOTIONS, weights, strict=True) if weight < 0]
+    if negative:
+        raise InvalidInput(f"emotion weights cannot be negative ({', '.join(negative)})")
+    return weights
+
+
+def _emotion_weights(vector: Mapping[str, float] | Sequence[float]) -> tuple[float, ...]:
+    """Validated weights for :class:`Emotion`: as :func:`_eight_weights`, summing to at most 1."""
+    weights = _eight_weights(vector)
+    total = sum(weights)
+    if total > 1.0 + _SUM_SLACK:
+        raise InvalidInput(
+            f"emotion weights sum to {total:g}, more than 1: they blend with the speaker's own emotion, "
+            "which gets 1 - sum; scale them down (normalize_emotion_weights caps the sum at 0.8 as the "
+            "official web UI does)"
+        )
+    return tuple(weights)
+
+
+def normalize_emotion_weights(
+    vector: Mapping[str, float] | Sequence[float], *, apply_bias: bool = True
+) -> tuple[float, ...]:
+    """The official web UI's preparation of an emotion vector (``IndexTTS2.normalize_emo_vec``).
+
+    Optionally damps each emotion by a fixed factor (surprised and calm most), then scales the
+    weights down so that they sum to at most 0.8. The official ``infer`` does not do this itself;
+    use it to get the web UI's behaviour. Negative or non-finite weights are refused; a sum above 1
+    is allowed here (that is what this function is for).
+
+    Returns:
+        The eight weights in :data:`EMOTIONS` order.
+    """
+    weights = _eight_weights(vector)
+    if apply_bias:
+        weights = [weight * bias for weight, bias in zip(weights, _EMOTION_BIAS, strict=True)]
+    total = sum(weights)
+    if total > _EMOTION_SUM_CAP:
+        weights = [weight * (_EMOTION_SUM_CAP / total) for weight in weights]
+    return tuple(weights)
+
+
+@dataclass(frozen=True)
+class Emotion:
+    """How the speech should sound, emotionally.
+
+    Exactly one source is used:
+
+    - ``Emotion()``: the speaker clip's own emotion (the official default).
+    - ``Emotion(audio=clip, alpha=0.6)``: the emotion of another clip, blended with the speaker's:
+      ``speaker + alpha * (clip - speaker)``.
+    - ``Emotion(vector={"sad": 0.3, "surprised": 0.2})`` (or 8 weights in :data:`EMOTIONS`
+      order): a mix of learnt emotion exemplars; the rest (1 - sum) stays the speaker's emotion.
+      ``alpha`` scales the weights (truncated to 4 decimals, as the official infer does) and
+      ``random=True`` picks the exemplars at random instead of the ones closest to the speaker's style.
+
+    Args:
+        audio: an emotion reference clip (path, bytes, file object or :class:`~indextts2.Audio`).
+        alpha: strength in [0, 1] of the emotion clip or of the vector.
+        vector: emotion weights, each >= 0, summing to at most 1.
+        random: choose the exemplar rows at random (vector mode only).
+
+    Raises:
+        InvalidInput: for an alpha outside [0, 1], unknown emotion names, negative or non-finite
+            weights, weights summing to more than 1, or options that do not go together.
+    """
+
+    audio: EmotionAudio | None = None
+    alpha: float = 1.0
+    vector: Mapping[str, float] | Sequence[float] | None = None
+    random: bool = False
+
+    def __post_init__(self) -> None:
+        alpha = _finite_number("emotion alpha", self.alpha)
+        if not 0.0 <= alpha <= 1.0:
+            raise InvalidInput(f"emotion alpha must be between 0 and 1, got {self.alpha!r}")
+        object.__setattr__(self, "alpha", alpha)
+        if self.vector is not None:
+            object.__setattr__(self, "vector", _emotion_weights(self.vector))
+            if self.audio is not None:
+                raise InvalidInput(
+                    "give either an emotion clip (audio) or an emotion vector, not both "
+                    "(the official infer ignores the clip when a vector is given)"
+                )
+        if not isinstance(self.random, bool):
+            raise InvalidInput(f"emotion random must be True or False, got {self.random!r}")
+        if self.random and self.vector is None:
+            raise InvalidInput("random exemplar choice only applies to an emotion vector; give vector=...")
+        if alpha != 1.0 and self.mode == "speaker":
+            raise InvalidInput(
+                "alpha sets the strength of an emotion clip or vector; give audio=... or vector=... "
+                "(the speaker's own emotion has no strength to set)"
+            )
+
+    @classmethod
+    def from_mapping(
+        cls, weights: Mapping[str, float], *, alpha: float = 1.0, random: bool = False
+    ) -> Emotion:
+        """An emotion vector from names: ``Emotion.from_mapping({"sad": 0.3, "surprised": 0.2})``."""
+        return cls(vector=weights, alpha=alpha, random=random)
+
+    @property
+    def mode(self) -> str:
+        """``"speaker"``, ``"audio"`` or ``"vector"``: which source this emotion uses."""
+        if self.vector is not None:
+            return "vector"
+        if self.audio is not None:
+            return "audio"
+        return "speaker"
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """The vector as a name -> weight mapping (empty when there is no vector)."""
+        vector = self._weights()
+        return {} if vector is None else dict(zip(EMOTIONS, vector, strict=True))
+
+    def _weights(self) -> tuple[float, ...] | None:
+        # __post_init__ stored the validated tuple
+        return None if self.vector is None else cast("tuple[float, ...]", self.vector)
+
+    def scaled_vector(self) -> tuple[float, ...] | None:
+        """The weights the model blends: scaled by alpha and truncated to 4 decimals when alpha != 1.
+
+        This is the official infer's arithmetic (``int(w * alpha * 10000) / 10000``), kept so that
+        results match it.
+        """
+        vector = self._weights()
+        if vector is None or self.alpha == 1.0:
+            return vector
+        return tuple(int(weight * self.alpha * 10000) / 10000 for weight in vector)
+
+
+@dataclass(frozen=True)
+class GenerationOptions:
+    """How the GPT stage draws semantic codes. The defaults are the official infer's.
+
+    Args:
+        temperature: divides the scores before filtering; > 0.
+        top_k: keep the k best codes (0 = no limit). With beam search at least 2 are kept per beam.
+        top_p: nucleus filtering, in (0, 1]; 1 disables it.
+        repetition_penalty: > 0; 1 disables it. Codes seen before (and, as in the official code, the
+            placeholder prompt id 1 and the start code) get their score divided by it when positive,
+            multiplied by it when negative.
+        num_beams: beam-search width (1 = plain sampling). The official default samples in 3 beams.
+        length_penalty: exponent of the length normalisation of finished beams (official: 0, none).
+        max_codes: at most this many codes per segment (~50 per second of speech).
+        seed: seeds the request's own random generator; None draws a fresh seed.
+
+    ``top_k=1`` makes decoding deterministic whatever the seed.
+    """
+
+    temperature: float = 0.8
+    top_k: int = 30
+    top_p: float = 0.8
+    repetition_penalty: float = 10.0
+    num_beams: int = 3
+    length_penalty: float = 0.0
+    max_codes: int = 1500
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        temperature = _finite_number("temperature", self.temperature)
+        if temperature <= 0:
+            raise InvalidInput(f"temperature must be > 0, got {self.temperature!r} (use top_k=1 for greedy)")
+        top_p = _finite_number("top_p", self.top_p)
+        if not 0.0 < top_p <= 1.0:
+            raise InvalidInput(f"top_p must be in (0, 1], got {self.top_p!r}")
+        penalty = _finite_number("repetition_penalty", self.repetition_penalty)
+        if penalty <= 0:
+            raise InvalidInput(
+                f"repetition_penalty must be > 0 (1 disables it), got {self.repetition_penalty!r}"
+            )
+        length_penalty = _finite_number("length_penalty", self.length_penalty)
+        for name in ("top_k", "num_beams", "max_codes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise InvalidInput(f"{name} must be an integer, got {value!r}")
+        if self.top_k < 0:
+            raise InvalidInput(f"top_k must be >= 0 (0 = no limit), got {self.top_k}")
+        if self.num_beams < 1:
+            raise InvalidInput(f"num_beams must be >= 1, got {self.num_beams}")
+        if self.max_codes < 1:
+            raise InvalidInput(f"max_codes must be >= 1, got {self.max_codes}")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
+            raise InvalidInput(f"seed must be an integer or None, got {self.seed!r}")
+        if self.seed is not None and not 0 <= self.seed < 2**63:
+            raise InvalidInput(f"seed must be in [0, 2**63), got {self.seed}")
+        object.__setattr__(self, "temperature", temperature)
+        object.__setattr__(self, "top_p", top_p)
+        object.__setattr__(self, "repetition_penalty", penalty)
+        object.__setattr__(self, "length_penalty", length_penalty)
