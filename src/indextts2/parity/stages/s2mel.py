@@ -2,14 +2,15 @@
 
 Inputs are the official intermediates: the GPT latent and codes (``gpt.safetensors``, num_beams 3),
 the voice's prompt condition, prompt mel and style, and the noise the official solver drew. The
-semantic embedding of the codes (``vq2emb``) is read from the golden file too, see
-``semantic_embedding``.
+semantic embedding of the codes comes from our semantic codec's ``vq2emb`` and is checked against
+the recorded ``vq_emb``.
 """
 
 from __future__ import annotations
 
 import torch
 
+from indextts2.model.codec import SemanticCodec
 from indextts2.model.config import load_config
 from indextts2.model.s2mel import S2Mel, mel_frames_for_codes
 from indextts2.parity.core import Check, GoldenSet, compare_exact, compare_tensor
@@ -20,25 +21,16 @@ RUNS = ("t0", "t1", "t2")
 DIT_CALLS = ("step0", "step24")  # recorded for t0: the first and the last estimator call
 
 
-def semantic_embedding(golden: GoldenSet, run: str, codes: torch.Tensor) -> torch.Tensor:
-    """``vq2emb(codes)`` as ``(1, n_codes, width)``.
-
-    Taken from the golden file until the semantic codec lands; then this becomes
-    ``codec.vq2emb(codes).transpose(1, 2)``, and ``run`` should add a ``vq_emb`` check (comparing the
-    golden value with itself would prove nothing, so there is none yet).
-    """
-    del codes  # the golden value is vq2emb of exactly these codes
-    return golden.tensors("s2mel")[f"{run}.vq_emb"].transpose(1, 2)
-
-
-def load_model(golden: GoldenSet) -> S2Mel:
+def load_model(golden: GoldenSet) -> tuple[S2Mel, SemanticCodec]:
     checkpoint = golden.checkpoint
     config = load_config(
         checkpoint / "config.yaml",
         w2v_bert_dir=checkpoint / "w2v-bert-2.0",
         bigvgan_dir=checkpoint / "bigvgan",
     )
-    return S2Mel.from_checkpoint(config, checkpoint / "s2mel.pth")
+    codec = SemanticCodec.from_config(config.section("semantic_codec"))
+    codec.load(checkpoint / "semantic_codec" / "model.safetensors")
+    return S2Mel.from_checkpoint(config, checkpoint / "s2mel.pth"), codec.eval()
 
 
 def _dit_checks(model: S2Mel, expected: dict[str, torch.Tensor]) -> list[Check]:
@@ -61,7 +53,7 @@ def _dit_checks(model: S2Mel, expected: dict[str, torch.Tensor]) -> list[Check]:
 def run(golden: GoldenSet) -> list[Check]:
     expected = golden.tensors("s2mel")
     gpt, voice = golden.tensors("gpt"), golden.tensors("voice")
-    model = load_model(golden)
+    model, codec = load_model(golden)
     prompt_condition = voice["ref.prompt_condition"]
     checks: list[Check] = []
     for run_name in RUNS:
@@ -71,12 +63,13 @@ def run(golden: GoldenSet) -> list[Check]:
         style = expected[f"{run_name}.cfm.style"]
         code_lengths = torch.tensor([codes.shape[1]])
         prompt_lengths = torch.tensor([prompt_mel.shape[2]])
-        embedding = semantic_embedding(golden, run_name, codes)
+        embedding = codec.vq2emb(codes)  # (1, n_codes, width)
 
         def check(item: str, actual: torch.Tensor, run_name: str = run_name) -> None:
             key = f"{run_name}.{item}"
             checks.append(compare_tensor(STAGE, key, actual, expected[key], TOLERANCE))
 
+        check("vq_emb", embedding.transpose(1, 2))
         check("latent_gpt_layer", model.gpt_layer(latent))
         content = model.content_features(latent, embedding)
         check("S_infer", content)
