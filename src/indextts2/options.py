@@ -6,6 +6,7 @@ Everything here is a frozen dataclass validated on construction, so that a bad v
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from collections.abc import Mapping, Sequence
@@ -23,6 +24,7 @@ __all__ = [
     "EMOTIONS",
     "Emotion",
     "GenerationOptions",
+    "SynthesisOptions",
     "normalize_emotion_weights",
 ]
 
@@ -43,6 +45,7 @@ EMOTIONS: tuple[str, ...] = (
 # official infer itself does not apply them.
 _EMOTION_BIAS = (0.9375, 0.875, 1.0, 1.0, 0.9375, 0.9375, 0.6875, 0.5625)
 _EMOTION_SUM_CAP = 0.8
+MAX_EMOTION_TEXT_CHARS = 1000  # an emotion description, not a document
 # Float sums such as 0.1 + 0.2 + ... may exceed 1 by a rounding error; that is still "at most 1".
 _SUM_SLACK = 1e-6
 
@@ -135,12 +138,15 @@ class Emotion:
       order): a mix of learnt emotion exemplars; the rest (1 - sum) stays the speaker's emotion.
       ``alpha`` scales the weights (truncated to 4 decimals, as the official infer does) and
       ``random=True`` picks the exemplars at random instead of the ones closest to the speaker's style.
+    - ``Emotion(text="she is thrilled")``: the weights come from the model's text-emotion classifier
+      (Qwen3), then act as a vector (``alpha`` and ``random`` apply as for a vector).
 
     Args:
         audio: an emotion reference clip (path, bytes, file object or :class:`~indextts2.Audio`).
         alpha: strength in [0, 1] of the emotion clip or of the vector.
         vector: emotion weights, each >= 0, summing to at most 1.
-        random: choose the exemplar rows at random (vector mode only).
+        random: choose the exemplar rows at random (vector and text modes).
+        text: a description of the emotion, classified by the model (at most 1,000 characters).
 
     Raises:
         InvalidInput: for an alpha outside [0, 1], unknown emotion names, negative or non-finite
@@ -151,6 +157,7 @@ class Emotion:
     alpha: float = 1.0
     vector: Mapping[str, float] | Sequence[float] | None = None
     random: bool = False
+    text: str | None = None
 
     def __post_init__(self) -> None:
         alpha = _finite_number("emotion alpha", self.alpha)
@@ -164,10 +171,23 @@ class Emotion:
                     "give either an emotion clip (audio) or an emotion vector, not both "
                     "(the official infer ignores the clip when a vector is given)"
                 )
+        if self.text is not None:
+            if not isinstance(self.text, str) or not self.text.strip():
+                raise InvalidInput("emotion text must be a non-empty string describing the emotion")
+            if len(self.text) > MAX_EMOTION_TEXT_CHARS:
+                raise InvalidInput(
+                    f"emotion text has {len(self.text):,} characters; "
+                    f"keep it under {MAX_EMOTION_TEXT_CHARS:,}"
+                )
+            if self.vector is not None or self.audio is not None:
+                raise InvalidInput("give one emotion source: an emotion text, a clip (audio) or a vector")
         if not isinstance(self.random, bool):
             raise InvalidInput(f"emotion random must be True or False, got {self.random!r}")
-        if self.random and self.vector is None:
-            raise InvalidInput("random exemplar choice only applies to an emotion vector; give vector=...")
+        if self.random and self.vector is None and self.text is None:
+            raise InvalidInput(
+                "random exemplar choice only applies to an emotion vector or text; "
+                "give vector=... or text=..."
+            )
         if alpha != 1.0 and self.mode == "speaker":
             raise InvalidInput(
                 "alpha sets the strength of an emotion clip or vector; give audio=... or vector=... "
@@ -183,9 +203,11 @@ class Emotion:
 
     @property
     def mode(self) -> str:
-        """``"speaker"``, ``"audio"`` or ``"vector"``: which source this emotion uses."""
+        """``"speaker"``, ``"audio"``, ``"vector"`` or ``"text"``: which source this emotion uses."""
         if self.vector is not None:
             return "vector"
+        if self.text is not None:
+            return "text"
         if self.audio is not None:
             return "audio"
         return "speaker"
@@ -200,13 +222,13 @@ class Emotion:
         # __post_init__ stored the validated tuple
         return None if self.vector is None else cast("tuple[float, ...]", self.vector)
 
-    def scaled_vector(self) -> tuple[float, ...] | None:
+    def scaled_vector(self, weights: Sequence[float] | None = None) -> tuple[float, ...] | None:
         """The weights the model blends: scaled by alpha and truncated to 4 decimals when alpha != 1.
 
         This is the official infer's arithmetic (``int(w * alpha * 10000) / 10000``), kept so that
-        results match it.
+        results match it. ``weights`` replaces the vector (the classified weights of a text emotion).
         """
-        vector = self._weights()
+        vector = self._weights() if weights is None else tuple(float(w) for w in weights)
         if vector is None or self.alpha == 1.0:
             return vector
         return tuple(int(weight * self.alpha * 10000) / 10000 for weight in vector)
@@ -271,3 +293,96 @@ class GenerationOptions:
         object.__setattr__(self, "top_p", top_p)
         object.__setattr__(self, "repetition_penalty", penalty)
         object.__setattr__(self, "length_penalty", length_penalty)
+
+
+# The official infer's fixed values (infer_v2.py), our defaults.
+DEFAULT_SEGMENT_TOKENS = 120  # max_text_tokens_per_segment
+DEFAULT_DIFFUSION_STEPS = 25  # diffusion_steps
+DEFAULT_CFG_RATE = 0.7  # inference_cfg_rate
+DEFAULT_INTERVAL_SILENCE_MS = 200  # interval_silence
+SPEED_RANGE = (0.5, 2.0)  # ours: beyond this the length regulator's stretch sounds broken
+
+
+@dataclass(frozen=True)
+class SynthesisOptions:
+    """How a text is spoken: one frozen value shared by the library, the CLI and the server.
+
+    The defaults are the official infer's. Construction validates every field, so a bad value
+    fails before any audio is produced.
+
+    Args:
+        temperature, top_k, top_p, repetition_penalty, num_beams, length_penalty, max_codes, seed:
+            the GPT's sampling (see :class:`GenerationOptions`); ``seed`` also seeds the flow's noise,
+            so a fixed seed gives the same audio every time.
+        max_text_tokens_per_segment: the text is cut into segments of at most this many tokens.
+        diffusion_steps: Euler steps of the flow matching (25; fewer is faster and coarser).
+        cfg_rate: classifier-free guidance weight of the flow matching (0.7; 0 turns it off).
+        interval_silence_ms: silence between segments, in milliseconds.
+        speed: speaking rate (0.5 to 2.0; 1 is the model's own). Ours: it changes how many mel frames
+            each semantic code gets, so the tempo changes and the pitch does not.
+    """
+
+    temperature: float = 0.8
+    top_k: int = 30
+    top_p: float = 0.8
+    repetition_penalty: float = 10.0
+    num_beams: int = 3
+    length_penalty: float = 0.0
+    max_codes: int = 1500
+    seed: int | None = None
+    max_text_tokens_per_segment: int = DEFAULT_SEGMENT_TOKENS
+    diffusion_steps: int = DEFAULT_DIFFUSION_STEPS
+    cfg_rate: float = DEFAULT_CFG_RATE
+    interval_silence_ms: int = DEFAULT_INTERVAL_SILENCE_MS
+    speed: float = 1.0
+
+    def __post_init__(self) -> None:
+        self.generation  # noqa: B018 - constructing it validates the sampling fields
+        for name in ("max_text_tokens_per_segment", "diffusion_steps", "interval_silence_ms"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise InvalidInput(f"{name} must be an integer, got {value!r}")
+        if self.max_text_tokens_per_segment < 1:
+            raise InvalidInput(
+                f"max_text_tokens_per_segment must be >= 1, got {self.max_text_tokens_per_segment}"
+            )
+        if not 1 <= self.diffusion_steps <= 1000:
+            raise InvalidInput(f"diffusion_steps must be between 1 and 1000, got {self.diffusion_steps}")
+        if not 0 <= self.interval_silence_ms <= 10_000:
+            raise InvalidInput(
+                f"interval_silence_ms must be between 0 and 10000, got {self.interval_silence_ms}"
+            )
+        cfg_rate = _finite_number("cfg_rate", self.cfg_rate)
+        if cfg_rate < 0:
+            raise InvalidInput(f"cfg_rate must be >= 0 (0 turns guidance off), got {self.cfg_rate!r}")
+        speed = _finite_number("speed", self.speed)
+        if not SPEED_RANGE[0] <= speed <= SPEED_RANGE[1]:
+            raise InvalidInput(
+                f"speed must be between {SPEED_RANGE[0]} and {SPEED_RANGE[1]}, got {self.speed!r}"
+            )
+        object.__setattr__(self, "cfg_rate", cfg_rate)
+        object.__setattr__(self, "speed", speed)
+
+    @property
+    def generation(self) -> GenerationOptions:
+        """The GPT's sampling settings."""
+        return GenerationOptions(
+            temperature=self.temperature,
+            top_k=self.top_k,
+            top_p=self.top_p,
+            repetition_penalty=self.repetition_penalty,
+            num_beams=self.num_beams,
+            length_penalty=self.length_penalty,
+            max_codes=self.max_codes,
+            seed=self.seed,
+        )
+
+    def replace(self, **changes: Any) -> SynthesisOptions:
+        """A validated copy with some fields changed; unknown names are an error that lists the fields."""
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise InvalidInput(
+                f"unknown synthesis option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        return dataclasses.replace(self, **changes)

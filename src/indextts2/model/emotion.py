@@ -158,6 +158,7 @@ def emotion_vector(
     style: torch.Tensor | None = None,
     exemplars: EmotionExemplars | None = None,
     generator: torch.Generator | None = None,
+    text_weights: Sequence[float] | None = None,
 ) -> EmotionVector:
     """The emotion vector of one request, as the official infer computes it.
 
@@ -170,12 +171,16 @@ def emotion_vector(
         style: the speaker's CAMPPlus style ``(1, 192)`` (vector mode).
         exemplars: the emotion exemplars (vector mode).
         generator: the request's generator (vector mode with ``random=True``).
+        text_weights: the classifier's eight weights for a text emotion (required in text mode);
+            like the official infer, they are used as they come (their sum may exceed 1).
 
     Raises:
         InvalidInput: vector mode without style or exemplars, or random choice without a generator.
     """
     speaker = model.emotion_vector(speaker_features)
-    weights = emotion.scaled_vector()
+    if emotion.mode == "text" and text_weights is None:
+        raise InvalidInput("a text emotion needs the classifier's weights (text_weights)")
+    weights = emotion.scaled_vector(text_weights if emotion.mode == "text" else None)
     if weights is None:
         alpha = emotion.alpha if emotion.mode == "audio" else 1.0
         merged = merge_emotion_vectors(speaker, model.emotion_vector(emotion_features), alpha)
@@ -184,11 +189,11 @@ def emotion_vector(
         raise InvalidInput(
             "an emotion vector needs the speaker style and the emotion exemplars (feat1/feat2)"
         )
-    if emotion.random and generator is None:
+    if emotion.random and generator is None:  # vector or text mode
         raise InvalidInput("random exemplar choice needs the request's random generator")
     # Vector mode: the emotion clip is the speaker clip and alpha was spent on the weights.
     base = merge_emotion_vectors(speaker, model.emotion_vector(emotion_features), 1.0)
     indices = exemplars.select(style, generator=generator if emotion.random else None)
     rows = exemplars.rows(indices).to(base.device, base.dtype)
     blended = blend_exemplars(torch.tensor(weights, dtype=torch.float32), rows, base)
-    return EmotionVector(vector=blended, mode="vector", weights=weights, indices=indices)
+    return EmotionVector(vector=blended, mode=emotion.mode, weights=weights, indices=indices)

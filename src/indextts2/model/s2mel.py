@@ -45,9 +45,17 @@ GPT_LAYER_WIDTHS = (256, 128)  # the official gpt_layer: Linear(gpt_dim, 256), (
 _FREQUENCY_KEYS = ("estimator.t_embedder.freqs", "estimator.t_embedder2.freqs")
 
 
-def mel_frames_for_codes(code_lengths: torch.Tensor) -> torch.Tensor:
-    """Mel frames generated for ``n`` codes: ``int(n * 1.72)`` computed in float32, as torch does it."""
-    return (code_lengths.to(torch.float32) * CODES_TO_MEL_FRAMES).to(torch.int64)
+def mel_frames_for_codes(code_lengths: torch.Tensor, speed: torch.Tensor | None = None) -> torch.Tensor:
+    """Mel frames generated for ``n`` codes: ``int(n * 1.72)`` computed in float32, as torch does it.
+
+    ``speed`` (per row, default 1) stretches the regulated content: ``int(n * 1.72 / speed)`` frames,
+    at least one. Faster speech keeps its pitch, since only the number of frames changes; this is
+    our addition (the official pipeline always uses speed 1).
+    """
+    frames = code_lengths.to(torch.float32) * CODES_TO_MEL_FRAMES
+    if speed is None:
+        return frames.to(torch.int64)
+    return (frames / speed.to(device=frames.device, dtype=torch.float32)).to(torch.int64).clamp(min=1)
 
 
 def _lengths_mask(lengths: torch.Tensor, time: int) -> torch.Tensor:
@@ -234,15 +242,18 @@ class S2Mel(nn.Module):
         code_lengths: torch.Tensor,
         prompt_condition: torch.Tensor,
         prompt_lengths: torch.Tensor,
+        speed: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The flow's condition ``mu``: each voice's prompt condition, then its regulated content.
+
+        ``speed`` ``(B,)`` shortens (> 1) or lengthens (< 1) each row's content; None = 1.
 
         Returns:
             ``mu`` ``(B, T, channels)``, total lengths ``(B,)`` (prompt + target) and target lengths ``(B,)``.
         """
         if bool((code_lengths < 1).any()) or bool((code_lengths > content.shape[1]).any()):
             raise InvalidInput(f"every sequence needs between 1 and {content.shape[1]} codes")
-        target_lengths = mel_frames_for_codes(code_lengths)
+        target_lengths = mel_frames_for_codes(code_lengths, speed)
         cond = self.length_regulator(content, target_lengths, code_lengths)  # (B, T_target, C)
         mu, lengths = concat_ragged(prompt_condition, prompt_lengths, cond, target_lengths)
         return mu, lengths, target_lengths
@@ -261,6 +272,7 @@ class S2Mel(nn.Module):
         options: FlowOptions | None = None,
         noise: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        speed: torch.Tensor | None = None,
     ) -> S2MelOutput:
         """Generate the mel spectrogram of a batch of utterances.
 
@@ -276,6 +288,8 @@ class S2Mel(nn.Module):
             noise: ``(B, mel_bins, max(prompt + target frames))`` initial sample, for reproducibility;
                 sequence ``b`` reads its first ``prompt_lengths[b] + int(code_lengths[b] * 1.72)`` frames.
             generator: source of the noise when ``noise`` is omitted.
+            speed: ``(B,)`` speaking-rate factors (default 1, the official rate); the target has
+                ``int(n_codes * 1.72 / speed)`` frames.
 
         Returns:
             The generated mel (prompt frames removed) and its lengths.
@@ -298,6 +312,7 @@ class S2Mel(nn.Module):
             code_lengths=code_lengths,
             prompt_condition=prompt_condition,
             prompt_lengths=prompt_lengths,
+            speed=speed,
         )
         out = self.cfm.solve(
             mu,

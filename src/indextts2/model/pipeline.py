@@ -1,0 +1,349 @@
+"""The whole IndexTTS2 network stack and its stages, batched.
+
+:class:`TTSModel` owns every network (voice encoder, GPT, s2mel, BigVGAN, emotion exemplars, and
+the optional text-emotion model) and runs the stages of the official ``infer`` on batches of
+independent segments. It knows nothing of text, caching or requests: the Synthesizer (and later the
+engine) decides what goes into a batch.
+
+Per segment the stages are (official ``IndexTTS2.infer_generator``):
+
+1. GPT decoding: [speaker latents + emotion vector, speed, text] -> semantic codes (~50 Hz);
+2. the latent pass: the GPT's hidden states at the codes;
+3. s2mel: ``gpt_layer(latent) + vq2emb(codes)`` -> length regulator -> flow matching after the
+   voice's prompt -> mel (~86 Hz);
+4. BigVGAN: mel -> 22.05 kHz waveform.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+
+from indextts2.errors import ModelFilesMissing
+from indextts2.model.bigvgan import BigVGAN
+from indextts2.model.config import ModelConfig, load_preset
+from indextts2.model.decoding import GeneratedCodes, generate_codes
+from indextts2.model.dummy import seeded
+from indextts2.model.emotion import EmotionExemplars, emotion_vector
+from indextts2.model.flow import FlowOptions
+from indextts2.model.gpt import UnifiedVoice, build_dummy_gpt
+from indextts2.model.s2mel import S2Mel, mel_frames_for_codes
+from indextts2.model.voice import VoiceEncoder
+from indextts2.model.voice_types import EmotionConditioning, VoiceConditioning
+from indextts2.options import Emotion, GenerationOptions
+
+if TYPE_CHECKING:
+    from indextts2.model.qwen_emotion import QwenEmotion
+    from indextts2.store import ModelFiles
+
+__all__ = ["NoiseSource", "Segment", "SegmentResult", "TTSModel"]
+
+logger = logging.getLogger(__name__)
+
+# Called with (segment, shape) to give the flow's initial noise; None draws it from the segment's
+# generator. Tests use it to replay the noise the official solver drew.
+NoiseSource = Callable[["Segment", tuple[int, ...]], torch.Tensor]
+
+
+@dataclass(frozen=True, eq=False)
+class Segment:
+    """One text segment of one request, ready for the GPT.
+
+    Attributes:
+        text_ids: ``(L,)`` int64 token ids of the segment.
+        voice: the speaker's conditioning (a batch of one).
+        speaker_latents: ``(1, 32, D)`` the GPT's conditioning latents of that speaker.
+        emotion: ``(1, D)`` the request's emotion vector.
+        generation: sampling settings of the request.
+        flow: flow-matching settings of the request.
+        generator: the request's random generator (GPT sampling and the flow's noise).
+        index: the segment's position in its request (for the noise source and logs).
+        speed: speaking-rate factor (1 = the model's own; see :func:`mel_frames_for_codes`).
+    """
+
+    text_ids: torch.Tensor
+    voice: VoiceConditioning
+    speaker_latents: torch.Tensor
+    emotion: torch.Tensor
+    generation: GenerationOptions
+    flow: FlowOptions
+    generator: torch.Generator
+    index: int = 0
+    speed: float = 1.0
+
+
+@dataclass(frozen=True, eq=False)
+class SegmentResult:
+    """The rendered audio of one segment.
+
+    Attributes:
+        wave: ``(samples,)`` float32 in [-1, 1] at the output rate, on the CPU.
+        codes: the semantic codes it was made from.
+        stopped: whether the GPT ended with its stop code (False: it hit ``max_codes``).
+    """
+
+    wave: torch.Tensor
+    codes: torch.Tensor
+    stopped: bool
+
+
+class TTSModel(nn.Module):
+    """Every network of IndexTTS2, on one device.
+
+    Build with :meth:`from_files` (a checkpoint directory, via the model store) or :meth:`dummy`
+    (seeded random weights from a preset config). The GPT may run in a reduced precision
+    (``gpt_dtype``); everything else runs in float32, as the official pipeline does.
+    """
+
+    def __init__(
+        self,
+        *,
+        config: ModelConfig,
+        voice_encoder: VoiceEncoder,
+        gpt: UnifiedVoice,
+        s2mel: S2Mel,
+        vocoder: BigVGAN,
+        exemplars: EmotionExemplars,
+        qwen_emotion_dir: Path | None = None,
+        dummy_emotion_model: bool = False,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.voice_encoder = voice_encoder
+        self.gpt = gpt
+        self.s2mel = s2mel
+        self.vocoder = vocoder
+        self.exemplars = exemplars
+        self._qwen_emotion_dir = qwen_emotion_dir
+        self._dummy_emotion_model = dummy_emotion_model
+        self._emotion_model: QwenEmotion | None = None
+        # The voice encoder and s2mel both hold s2mel.pth's length regulator; share one instance so
+        # that a dummy build cannot give them different weights.
+        self.voice_encoder.length_regulator = self.s2mel.length_regulator
+
+    # ------------------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_files(cls, files: ModelFiles) -> TTSModel:
+        """Load a model in the official checkpoints layout (see :func:`indextts2.store.resolve_model`)."""
+        config = files.load_config()
+        s2mel = S2Mel.from_checkpoint(config, files.s2mel)
+        return cls(
+            config=config,
+            voice_encoder=VoiceEncoder.from_checkpoint(files.root, config=config),
+            gpt=UnifiedVoice.from_checkpoint(files.gpt, config),
+            s2mel=s2mel,
+            vocoder=BigVGAN.from_checkpoint(config, files.bigvgan_weights),
+            exemplars=EmotionExemplars.from_files(config, files.root),
+            qwen_emotion_dir=files.qwen_emotion,
+        ).eval()
+
+    @classmethod
+    def dummy(cls, preset: str) -> TTSModel:
+        """Seeded random weights at the sizes of ``preset`` (``tiny`` or ``full``); no file is read."""
+        config = load_preset(preset)
+        with seeded("emotion_exemplars"):
+            exemplars = EmotionExemplars.random(config)
+        return cls(
+            config=config,
+            voice_encoder=VoiceEncoder.dummy(config),
+            gpt=build_dummy_gpt(config),
+            s2mel=S2Mel.dummy(config),
+            vocoder=BigVGAN.dummy(config),
+            exemplars=exemplars,
+            dummy_emotion_model=True,
+        ).eval()
+
+    def set_gpt_dtype(self, dtype: torch.dtype) -> TTSModel:
+        """Run the GPT (conditioning, decoding, latents) in ``dtype``; its outputs come back float32."""
+        self.gpt.to(dtype)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.gpt.parameters()).device
+
+    @property
+    def gpt_dtype(self) -> torch.dtype:
+        return next(self.gpt.parameters()).dtype
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
+
+    @property
+    def stop_code(self) -> int:
+        return self.gpt.config.stop_mel_token
+
+    # ------------------------------------------------------------------------------ conditioning
+
+    @torch.inference_mode()
+    def speaker_latents(self, voice: VoiceConditioning) -> torch.Tensor:
+        """The GPT's 32 conditioning latents of one voice: ``(1, 32, D)`` in the GPT's dtype.
+
+        Lengths are left to the official rule (quirk Q3), so that results match the official code.
+        """
+        features = voice.speaker_features.to(self.device, self.gpt_dtype)
+        return self.gpt.speaker_conditioning(features)
+
+    @torch.inference_mode()
+    def emotion_vector(
+        self,
+        emotion: Emotion,
+        *,
+        voice: VoiceConditioning,
+        emotion_clip: EmotionConditioning | None,
+        generator: torch.Generator,
+        text_weights: Sequence[float] | None = None,
+    ) -> torch.Tensor:
+        """The emotion vector ``(1, D)`` of a request (official ``merge_emovec`` and exemplar blend).
+
+        Args:
+            emotion: the request's emotion.
+            voice: the speaker's conditioning (a batch of one).
+            emotion_clip: the emotion clip's features in audio mode, else None (the speaker clip's own
+                emotion features are used, as the official infer does).
+            generator: the request's generator (random exemplar choice).
+            text_weights: a text emotion's classified weights (:meth:`classify_emotions`).
+        """
+        source = emotion_clip if emotion.mode == "audio" and emotion_clip is not None else voice.emotion()
+        dtype = self.gpt_dtype
+        result = emotion_vector(
+            self.gpt,
+            emotion,
+            speaker_features=voice.speaker_features.to(self.device, dtype),
+            emotion_features=source.features.to(self.device, dtype),
+            style=voice.speaker_style.to(self.device),
+            exemplars=self.exemplars,
+            generator=generator,
+            text_weights=text_weights,
+        )
+        return result.vector.to(dtype)
+
+    def classify_emotions(self, texts: Sequence[str]) -> list[tuple[float, ...]]:
+        """Eight emotion weights per text, from the Qwen3 text-emotion model (loaded on first use)."""
+        from indextts2.model.qwen_emotion import QwenEmotion
+
+        if self._emotion_model is None:
+            if self._dummy_emotion_model:
+                self._emotion_model = QwenEmotion.dummy()
+            elif self._qwen_emotion_dir is None:
+                raise ModelFilesMissing(
+                    self.config.name,
+                    ["qwen0.6bemo4-merge/"],
+                    "emotion from text needs the Qwen emotion model; download the full model "
+                    "(indextts2 models download) or give the emotion as a vector or a clip",
+                )
+            else:
+                self._emotion_model = QwenEmotion.from_pretrained(self._qwen_emotion_dir, device=self.device)
+        return [tuple(QwenEmotion.as_vector(s)) for s in self._emotion_model.classify(list(texts))]
+
+    # ------------------------------------------------------------------------------ segments
+
+    @torch.inference_mode()
+    def decode(self, segments: Sequence[Segment]) -> list[GeneratedCodes]:
+        """GPT decoding of a batch of segments (one prompt each; ``num_beams`` must agree)."""
+        latents = torch.cat([s.speaker_latents for s in segments])
+        emotions = torch.cat([s.emotion for s in segments])
+        prompts = self.gpt.prompt_embeddings(
+            latents, emotions, [s.text_ids.to(self.device) for s in segments]
+        )
+        return generate_codes(
+            self.gpt,
+            prompts,
+            options=[s.generation for s in segments],
+            generators=[s.generator for s in segments],
+        )
+
+    @torch.inference_mode()
+    def render(
+        self,
+        segments: Sequence[Segment],
+        codes: Sequence[GeneratedCodes],
+        *,
+        noise_source: NoiseSource | None = None,
+    ) -> list[SegmentResult]:
+        """Latent pass, s2mel and BigVGAN for segments whose codes are known (batched).
+
+        Segments with no code at all (the GPT stopped at once) give an empty waveform.
+        """
+        results: list[SegmentResult | None] = [None] * len(segments)
+        active = [i for i, c in enumerate(codes) if c.codes.numel() > 0]
+        for i, generated in enumerate(codes):
+            if generated.codes.numel() == 0:
+                logger.warning("segment %d produced no speech codes; it is left silent", segments[i].index)
+                results[i] = SegmentResult(torch.zeros(0), generated.codes.cpu(), generated.stopped)
+        if active:
+            waves = self._render_active(
+                [segments[i] for i in active], [codes[i] for i in active], noise_source
+            )
+            for i, wave in zip(active, waves, strict=True):
+                results[i] = SegmentResult(wave, codes[i].codes.cpu(), codes[i].stopped)
+        return [r for r in results if r is not None]
+
+    def _render_active(
+        self,
+        segments: Sequence[Segment],
+        codes: Sequence[GeneratedCodes],
+        noise_source: NoiseSource | None,
+    ) -> list[torch.Tensor]:
+        device = self.device
+        code_list = [c.codes.to(device) for c in codes]
+        latents = self.gpt.latents(
+            torch.cat([s.speaker_latents for s in segments]),
+            torch.cat([s.emotion for s in segments]),
+            [s.text_ids.to(device) for s in segments],
+            code_list,
+        )
+        code_lengths = torch.tensor([c.numel() for c in code_list], device=device)
+        padded_codes = nn.utils.rnn.pad_sequence(code_list, batch_first=True)  # (B, N), 0-padded
+        latent = nn.utils.rnn.pad_sequence([x.float() for x in latents], batch_first=True)  # (B, N, D)
+        embedding = self.voice_encoder.codec.vq2emb(padded_codes)  # (B, N, W)
+        voices = VoiceConditioning.stack([s.voice.to(device) for s in segments])
+        flow = segments[0].flow
+        speed = None
+        if any(s.speed != 1.0 for s in segments):
+            speed = torch.tensor([s.speed for s in segments], device=device)
+        noise = self._noise(segments, voices.mel_lengths, code_lengths, speed, noise_source)
+        mel = self.s2mel.generate(
+            latent,
+            embedding,
+            prompt_condition=voices.prompt_condition,
+            prompt_mel=voices.prompt_mel,
+            style=voices.speaker_style,
+            code_lengths=code_lengths,
+            prompt_lengths=voices.mel_lengths,
+            options=flow,
+            noise=noise,
+            speed=speed,
+        )
+        wave = self.vocoder(mel.mel, mel.lengths)  # (B, samples)
+        samples = (mel.lengths * self.vocoder.hop_size).tolist()
+        return [wave[row, : int(n)].cpu() for row, n in enumerate(samples)]
+
+    def _noise(
+        self,
+        segments: Sequence[Segment],
+        prompt_lengths: torch.Tensor,
+        code_lengths: torch.Tensor,
+        speed: torch.Tensor | None,
+        noise_source: NoiseSource | None,
+    ) -> torch.Tensor:
+        """The flow's initial noise, ``(B, mel_bins, longest)``: each segment's own draw, zero-padded."""
+        totals = (prompt_lengths + mel_frames_for_codes(code_lengths, speed)).tolist()
+        bins = self.s2mel.mel_bins
+        noise = torch.zeros(len(segments), bins, int(max(totals)), device=self.device)
+        for row, (segment, total) in enumerate(zip(segments, totals, strict=True)):
+            shape = (1, bins, int(total))
+            if noise_source is not None:
+                draw = noise_source(segment, shape)
+            else:
+                draw = torch.randn(shape, generator=segment.generator, device=segment.generator.device)
+            noise[row, :, : int(total)] = draw[0].to(self.device)
+        return noise

@@ -1,0 +1,587 @@
+"""The library's front door: :class:`Synthesizer`.
+
+    from indextts2 import Synthesizer, Emotion
+
+    with Synthesizer.from_pretrained("IndexTeam/IndexTTS-2") as tts:
+        voice = tts.voice("speaker.wav")                       # encoded once, cached by content
+        audio = tts.synthesize("你好，世界。", voice=voice)
+        audio.save("out.wav")
+        for chunk in tts.stream("A long article ...", voice=voice, emotion=Emotion(text="cheerful")):
+            play(chunk.samples)
+
+Every call validates eagerly (bad text, options, emotions or audio fail before any audio is made)
+and generates lazily (``stream`` yields each segment as soon as it is rendered). A Synthesizer is
+used from one thread at a time: it owns the model and, on a GPU, the device.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import numpy as np
+import torch
+
+from indextts2.audio import Audio, AudioSource, load_audio
+from indextts2.errors import IndexTTS2Error, InvalidInput, TextTooLong
+from indextts2.model.decoding import make_generator
+from indextts2.model.dummy import DUMMY_SEED
+from indextts2.model.flow import FlowOptions
+from indextts2.model.pipeline import NoiseSource, Segment, TTSModel
+from indextts2.model.precision import resolve_precision
+from indextts2.model.voice import load_emotion_clip, load_speaker_clip
+from indextts2.model.voice_types import MAX_REFERENCE_SECONDS, EmotionConditioning
+from indextts2.options import Emotion, SynthesisOptions
+from indextts2.settings import DEFAULT_MODEL
+from indextts2.voice import Voice, content_id
+
+if TYPE_CHECKING:
+    from indextts2.store import ModelFiles
+    from indextts2.store.progress import Progress
+    from indextts2.text import TextFrontend
+    from indextts2.text import Segment as TextSegment
+
+__all__ = ["DEFAULT_MAX_TEXT_CHARS", "MIN_REFERENCE_SECONDS", "AudioChunk", "Synthesizer", "resolve_device"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_TEXT_CHARS = 10_000
+MIN_REFERENCE_SECONDS = 0.5  # shorter references carry too little of a voice to clone
+SILENCE_PEAK = 1e-4  # a reference whose peak stays below this (-80 dBFS) is silence
+DEFAULT_BATCH_SEGMENTS = 8  # synthesize_batch: segments decoded and rendered together
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _LRU(Generic[K, V]):
+    """A small thread-safe least-recently-used map."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: K, value: V) -> None:
+        if self.size <= 0:
+            return
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    """A piece of streamed audio.
+
+    Attributes:
+        samples: float32 mono samples in [-1, 1].
+        sample_rate: 22050 for IndexTTS2.
+        segment: the index of the text segment it belongs to (silence between segments belongs to
+            the segment after it).
+        final: True on the last chunk of the request.
+    """
+
+    samples: np.ndarray
+    sample_rate: int
+    segment: int
+    final: bool
+
+    @property
+    def duration(self) -> float:
+        return self.samples.shape[0] / self.sample_rate
+
+
+@dataclass(frozen=True, eq=False)
+class _Request:
+    """A validated request: everything generation needs, nothing computed on the model yet."""
+
+    segments: list[TextSegment]
+    voice: Voice
+    emotion: Emotion
+    emotion_clip: torch.Tensor | None  # 16 kHz samples of an emotion clip (audio mode)
+    options: SynthesisOptions
+    seed: int
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then the CPU; anything else is checked to exist."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise InvalidInput(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidInput(f"device {device!r} was asked for, but CUDA is not available here")
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
+        raise InvalidInput(f"device {device!r} does not exist: {torch.cuda.device_count()} GPU(s) here")
+    return resolved
+
+
+def _segment_seed(base: int, index: int) -> int:
+    """Each segment's own seed, so that a segment's result does not depend on what it is batched with."""
+    digest = hashlib.sha256(f"{base}:{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def _fingerprint(parts: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class Synthesizer:
+    """IndexTTS2 text-to-speech: a loaded model, a text front end, and caches of voices.
+
+    Build with :meth:`from_pretrained`. Use as a context manager (or call :meth:`close`) to free
+    the model's memory.
+    """
+
+    def __init__(
+        self,
+        model: TTSModel,
+        text: TextFrontend,
+        *,
+        model_id: str,
+        fingerprint: str,
+        voice_cache_size: int = 64,
+        max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+    ) -> None:
+        self._model: TTSModel | None = model
+        self._text = text
+        self.model_id = model_id
+        self.fingerprint = fingerprint
+        self.max_text_chars = max_text_chars
+        self._voices: _LRU[str, Voice] = _LRU(voice_cache_size)
+        self._latents: _LRU[str, torch.Tensor] = _LRU(voice_cache_size)
+        self._emotion_clips: _LRU[str, EmotionConditioning] = _LRU(voice_cache_size)
+        # Test hook: replays recorded flow noise (see model.pipeline.NoiseSource).
+        self._noise_source: NoiseSource | None = None
+
+    # ------------------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model: str | Path = DEFAULT_MODEL,
+        *,
+        device: str | torch.device = "auto",
+        dtype: str | torch.dtype | None = None,
+        cache_dir: str | Path | None = None,
+        revision: str | None = None,
+        offline: bool | None = None,
+        accept_license: bool | None = None,
+        voice_cache_size: int = 64,
+        max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+        progress: Progress | None = None,
+    ) -> Synthesizer:
+        """Load a model once.
+
+        Args:
+            model: a model id of the store (``IndexTeam/IndexTTS-2``, downloaded on first use), a local
+                directory in the official checkpoints layout, or ``dummy:tiny`` / ``dummy:full``
+                (random weights at test / release sizes: every code path runs, the output is noise).
+            device: ``auto`` (CUDA > MPS > CPU), ``cpu``, ``cuda``, ``cuda:1``, ``mps``.
+            dtype: the GPT's precision (``fp16``, ``bf16``, ``fp32``); default fp16 on CUDA (the official
+                ``--fp16``), fp32 elsewhere. The other networks run in fp32, as official.
+            cache_dir, revision, offline, accept_license, progress: passed to the model store
+                (:func:`indextts2.store.resolve_model`).
+            voice_cache_size: how many voices (and emotion clips) stay encoded in memory.
+            max_text_chars: the longest text a call accepts.
+
+        Raises:
+            ModelNotFound, ModelFilesMissing, LicenseNotAccepted, StoreError: from the model store.
+            CheckpointError, ConfigError: a file does not fit the model.
+            InvalidInput: an unknown device or dtype.
+        """
+        from indextts2.store import dummy_preset, resolve_model
+        from indextts2.text import TextFrontend
+
+        target = resolve_device(device)
+        gpt_dtype = resolve_precision(dtype) if dtype is not None else None
+        if gpt_dtype is None:
+            gpt_dtype = torch.float16 if target.type == "cuda" else torch.float32
+        name = str(model)
+        preset = dummy_preset(name)
+        if preset is not None:
+            network = TTSModel.dummy(preset)
+            text = TextFrontend.from_model(_dummy_bpe_model(), max_text_chars=max_text_chars)
+            fingerprint = _fingerprint({"preset": preset, "seed": DUMMY_SEED})
+        else:
+            files = resolve_model(
+                name,
+                revision=revision,
+                cache_dir=cache_dir,
+                offline=offline,
+                accept_license=accept_license,
+                progress=progress,
+            )
+            network = TTSModel.from_files(files)
+            text = TextFrontend.from_model(files.root, max_text_chars=max_text_chars)
+            fingerprint = _files_fingerprint(files, network)
+            name = files.model_id
+        network.to(target)
+        network.set_gpt_dtype(gpt_dtype)
+        logger.info("loaded %s on %s (GPT in %s)", name, target, gpt_dtype)
+        return cls(
+            network,
+            text,
+            model_id=name,
+            fingerprint=fingerprint,
+            voice_cache_size=voice_cache_size,
+            max_text_chars=max_text_chars,
+        )
+
+    @property
+    def model(self) -> TTSModel:
+        if self._model is None:
+            raise IndexTTS2Error("this Synthesizer is closed")
+        return self._model
+
+    @property
+    def sample_rate(self) -> int:
+        return self.model.sample_rate
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    @property
+    def text_frontend(self) -> TextFrontend:
+        return self._text
+
+    def close(self) -> None:
+        """Free the model (and its GPU memory). The Synthesizer cannot be used afterwards."""
+        if self._model is None:
+            return
+        on_cuda = self._model.device.type == "cuda"
+        self._model = None
+        for cache in (self._voices, self._latents, self._emotion_clips):
+            cache.clear()
+        if on_cuda:
+            torch.cuda.empty_cache()
+
+    def __enter__(self) -> Synthesizer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------------------ voices
+
+    def voice(self, audio: Audio | AudioSource, /) -> Voice:
+        """Encode a speaker's reference clip once; the same recording is never encoded twice.
+
+        Args:
+            audio: an :class:`Audio`, a path, the file's bytes or a binary file object.
+
+        Raises:
+            AudioDecodeError: the file cannot be decoded.
+            InvalidInput: the clip is shorter than 0.5 s or silent. Clips over 15 s are trimmed (with
+                a logged warning).
+        """
+        decoded = audio if isinstance(audio, Audio) else load_audio(audio)
+        if decoded.duration < MIN_REFERENCE_SECONDS:
+            raise InvalidInput(
+                f"the reference clip is {decoded.duration:.2f} s long; give at least "
+                f"{MIN_REFERENCE_SECONDS} s of the speaker (5 to 15 s works best)"
+            )
+        if float(np.abs(decoded.samples).max()) < SILENCE_PEAK:
+            raise InvalidInput("the reference clip is silent; give a recording of the speaker")
+        if decoded.duration > MAX_REFERENCE_SECONDS:
+            logger.warning(
+                "the reference clip is %.1f s long; only its first %d s are used",
+                decoded.duration,
+                MAX_REFERENCE_SECONDS,
+            )
+        clip = load_speaker_clip(decoded)
+        voice_id = content_id(clip.audio_22k)
+        cached = self._voices.get(voice_id)
+        if cached is not None:
+            return cached
+        conditioning = self.model.voice_encoder.encode_voice(clip).to("cpu", torch.float32)
+        voice = Voice(
+            id=voice_id,
+            model_id=self.model_id,
+            model_fingerprint=self.fingerprint,
+            duration=clip.audio_22k.shape[0] / self.model.voice_encoder.mel.sample_rate,
+            conditioning=conditioning,
+        )
+        self._voices.put(voice_id, voice)
+        return voice
+
+    def load_voice(self, path: str | Path) -> Voice:
+        """Read a voice file (:meth:`Voice.save`) and check that it was made for this model."""
+        voice = Voice.load(path)
+        self.check_voice(voice)
+        return voice
+
+    def check_voice(self, voice: Voice) -> None:
+        """Refuse a voice made with another model (its conditioning would not fit this one)."""
+        if not isinstance(voice, Voice):
+            raise InvalidInput(f"voice must be a Voice (from Synthesizer.voice), got {type(voice).__name__}")
+        if voice.model_fingerprint != self.fingerprint:
+            raise InvalidInput(
+                f"this voice was made with model {voice.model_id} ({voice.model_fingerprint}); this "
+                f"synthesizer runs {self.model_id} ({self.fingerprint}): create the voice again from "
+                "its reference clip"
+            )
+
+    # ------------------------------------------------------------------------------ requests
+
+    def validate(
+        self,
+        text: str,
+        *,
+        voice: Voice,
+        emotion: Emotion | None = None,
+        options: SynthesisOptions | None = None,
+        max_text_chars: int | None = None,
+    ) -> None:
+        """Raise what :meth:`stream` would raise for these arguments, without generating anything."""
+        self._prepare(text, voice=voice, emotion=emotion, options=options, max_text_chars=max_text_chars)
+
+    def _prepare(
+        self,
+        text: str,
+        *,
+        voice: Voice,
+        emotion: Emotion | None,
+        options: SynthesisOptions | None,
+        max_text_chars: int | None = None,
+    ) -> _Request:
+        options = SynthesisOptions() if options is None else options
+        emotion = Emotion() if emotion is None else emotion
+        if not isinstance(options, SynthesisOptions):
+            raise InvalidInput(f"options must be SynthesisOptions, got {type(options).__name__}")
+        if not isinstance(emotion, Emotion):
+            raise InvalidInput(f"emotion must be an Emotion, got {type(emotion).__name__}")
+        self.check_voice(voice)
+        limit = self.max_text_chars if max_text_chars is None else min(max_text_chars, self.max_text_chars)
+        if isinstance(text, str) and len(text) > limit:
+            raise TextTooLong(len(text), limit)
+        gpt = self.model.gpt.config
+        if options.max_text_tokens_per_segment > gpt.max_text_tokens:
+            raise InvalidInput(
+                f"max_text_tokens_per_segment {options.max_text_tokens_per_segment} is more than the "
+                f"model's limit of {gpt.max_text_tokens}"
+            )
+        if options.max_codes > gpt.max_mel_tokens:
+            raise InvalidInput(
+                f"max_codes {options.max_codes} is more than the model's limit of {gpt.max_mel_tokens}"
+            )
+        segments = self._text.prepare(text, max_tokens_per_segment=options.max_text_tokens_per_segment)
+        emotion_clip = None
+        if emotion.mode == "audio":
+            source = emotion.audio
+            emotion_clip = load_emotion_clip(source if isinstance(source, Audio) else load_audio(source))
+        seed = options.seed if options.seed is not None else secrets.randbits(62)
+        return _Request(segments, voice, emotion, emotion_clip, options, seed)
+
+    def synthesize(
+        self,
+        text: str,
+        /,
+        *,
+        voice: Voice,
+        emotion: Emotion | None = None,
+        options: SynthesisOptions | None = None,
+    ) -> Audio:
+        """Speak ``text`` in ``voice``: the whole audio at once (see :meth:`stream` for the arguments)."""
+        chunks = list(self.stream(text, voice=voice, emotion=emotion, options=options))
+        return Audio(np.concatenate([c.samples for c in chunks]), self.sample_rate)
+
+    def stream(
+        self,
+        text: str,
+        /,
+        *,
+        voice: Voice,
+        emotion: Emotion | None = None,
+        options: SynthesisOptions | None = None,
+    ) -> Iterator[AudioChunk]:
+        """Speak ``text`` in ``voice``, one chunk per segment as soon as it is rendered.
+
+        The text is cut into segments of at most ``options.max_text_tokens_per_segment`` tokens;
+        ``options.interval_silence_ms`` of silence separates them. Closing the iterator stops the
+        work before the next segment.
+
+        Args:
+            text: what to say (Chinese, English or both).
+            voice: from :meth:`voice` or :meth:`load_voice`.
+            emotion: how it should sound (default: the speaker clip's own emotion).
+            options: sampling, segmentation, diffusion and speed settings (default: official).
+
+        Raises:
+            InvalidInput, TextTooLong, AudioDecodeError: before anything is generated.
+        """
+        request = self._prepare(text, voice=voice, emotion=emotion, options=options)
+        return self._generate(request)
+
+    def synthesize_batch(
+        self,
+        texts: Sequence[str],
+        /,
+        *,
+        voice: Voice,
+        emotion: Emotion | None = None,
+        options: SynthesisOptions | None = None,
+        batch_segments: int = DEFAULT_BATCH_SEGMENTS,
+    ) -> list[Audio]:
+        """Speak several texts in one voice, decoding and rendering their segments together.
+
+        Faster than calling :meth:`synthesize` for each text, since the networks run on batches.
+        With a fixed seed each text gets the audio :meth:`synthesize` would give it.
+        """
+        if isinstance(texts, str):
+            raise InvalidInput("synthesize_batch takes a list of texts; use synthesize for one text")
+        if batch_segments < 1:
+            raise InvalidInput(f"batch_segments must be >= 1, got {batch_segments}")
+        requests = [self._prepare(text, voice=voice, emotion=emotion, options=options) for text in texts]
+        jobs = [(r, segment) for r in requests for segment in self._segments(r)]
+        waves: dict[int, list[np.ndarray]] = {id(r): [] for r in requests}
+        for start in range(0, len(jobs), batch_segments):
+            batch = jobs[start : start + batch_segments]
+            segments = [segment for _, segment in batch]
+            results = self.model.render(
+                segments, self.model.decode(segments), noise_source=self._noise_source
+            )
+            for (request, _), result in zip(batch, results, strict=True):
+                waves[id(request)].append(result.wave.numpy())
+        return [self._join(r, waves[id(r)]) for r in requests]
+
+    # ------------------------------------------------------------------------------ generation
+
+    def _silence(self, options: SynthesisOptions) -> np.ndarray:
+        return np.zeros(int(self.sample_rate * options.interval_silence_ms / 1000), dtype=np.float32)
+
+    def _join(self, request: _Request, waves: list[np.ndarray]) -> Audio:
+        silence = self._silence(request.options)
+        pieces: list[np.ndarray] = []
+        for index, wave in enumerate(waves):
+            if index:
+                pieces.append(silence)
+            pieces.append(wave)
+        return Audio(np.concatenate(pieces) if pieces else np.zeros(0, np.float32), self.sample_rate)
+
+    def _speaker_latents(self, voice: Voice) -> torch.Tensor:
+        latents = self._latents.get(voice.id)
+        if latents is None:
+            latents = self.model.speaker_latents(voice.conditioning)
+            self._latents.put(voice.id, latents)
+        return latents
+
+    def _emotion_conditioning(self, samples: torch.Tensor) -> EmotionConditioning:
+        clip_id = content_id(samples)
+        cached = self._emotion_clips.get(clip_id)
+        if cached is None:
+            cached = self.model.voice_encoder.encode_emotion(samples)
+            self._emotion_clips.put(clip_id, cached)
+        return cached
+
+    def _segments(self, request: _Request) -> list[Segment]:
+        """The request's segments, ready for the GPT: conditioning and emotion computed once."""
+        model = self.model
+        device = model.device
+        conditioning = request.voice.conditioning.to(device)
+        latents = self._speaker_latents(request.voice)
+        emotion = request.emotion
+        clip = self._emotion_conditioning(request.emotion_clip) if request.emotion_clip is not None else None
+        text_weights = model.classify_emotions([emotion.text])[0] if emotion.text is not None else None
+        vector = model.emotion_vector(
+            emotion,
+            voice=conditioning,
+            emotion_clip=clip,
+            generator=make_generator(request.seed, device),
+            text_weights=text_weights,
+        )
+        options = request.options
+        flow = FlowOptions(steps=options.diffusion_steps, cfg_rate=options.cfg_rate)
+        return [
+            Segment(
+                text_ids=torch.tensor(text_segment.ids, dtype=torch.int64),
+                voice=conditioning,
+                speaker_latents=latents,
+                emotion=vector,
+                generation=options.generation,
+                flow=flow,
+                generator=make_generator(_segment_seed(request.seed, index), device),
+                index=index,
+                speed=options.speed,
+            )
+            for index, text_segment in enumerate(request.segments)
+        ]
+
+    def _generate(self, request: _Request) -> Iterator[AudioChunk]:
+        segments = self._segments(request)
+        silence = self._silence(request.options)
+        warned = False
+        last = len(segments) - 1
+        for index, segment in enumerate(segments):
+            model = self.model
+            (result,) = model.render([segment], model.decode([segment]), noise_source=self._noise_source)
+            if not result.stopped and not warned:
+                logger.warning(
+                    "segment %d reached max_codes (%d) before the model ended it; the speech may be "
+                    "cut off: raise max_codes or lower max_text_tokens_per_segment",
+                    index,
+                    request.options.max_codes,
+                )
+                warned = True
+            if index and silence.size:
+                yield AudioChunk(silence, self.sample_rate, segment=index, final=False)
+            yield AudioChunk(result.wave.numpy(), self.sample_rate, segment=index, final=index == last)
+
+
+def _dummy_bpe_model() -> Path:
+    """The small BPE model the dummy presets tokenize with (the golden checkpoint's, 1000 pieces)."""
+    from importlib import resources
+
+    with resources.as_file(resources.files("indextts2.model.presets") / "bpe.model") as path:
+        return Path(path)
+
+
+def _files_fingerprint(files: ModelFiles, model: TTSModel) -> str:
+    """What the voice conditioning depends on: the configs and the voice networks' files."""
+    sizes = {
+        role: path.stat().st_size
+        for role, path in files.paths().items()
+        if role in ("w2v_bert_weights", "w2v_stats", "semantic_codec", "campplus", "s2mel", "gpt")
+    }
+    return _fingerprint(
+        {
+            "config": model.config.main,
+            "w2v_bert": model.config.w2v_bert,
+            "sizes": sizes,
+        }
+    )
