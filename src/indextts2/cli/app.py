@@ -10,7 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from indextts2.__about__ import __version__
-from indextts2.cli import doctor
+from indextts2.cli import doctor, serve
 from indextts2.cli._console import err
 from indextts2.errors import IndexTTS2Error
 from indextts2.settings import Settings
@@ -98,6 +98,7 @@ def _configure_logging(level: str) -> None:
 
 
 app.command(name="doctor")(doctor.doctor)
+app.add_typer(serve.app, name="serve")
 
 
 def main() -> None:
