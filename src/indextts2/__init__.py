@@ -16,6 +16,7 @@ from indextts2.__about__ import __version__
 
 if TYPE_CHECKING:
     from indextts2.audio import Audio, load_audio
+    from indextts2.client import Client
     from indextts2.errors import (
         AudioDecodeError,
         IndexTTS2Error,
@@ -35,11 +36,13 @@ _EXPORTS: dict[str, str] = {
     "ModelNotFound": "indextts2.errors",
     "Overloaded": "indextts2.errors",
     "VoiceNotFound": "indextts2.errors",
+    "Client": "indextts2.client",
 }
 
 __all__ = [
     "Audio",
     "AudioDecodeError",
+    "Client",
     "IndexTTS2Error",
     "InvalidInput",
     "ModelNotFound",

@@ -12,19 +12,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from fake_synth import FakeSynthesizer, install_options  # noqa: E402
+from server_helpers import tone  # noqa: E402
 
 install_options()
 
 from litestar.testing import TestClient  # noqa: E402
 
-from indextts2.audio import Audio  # noqa: E402
 from indextts2.server import ServerConfig, create_app  # noqa: E402
 
 # How the process tests start a server (see the module docstring).
@@ -36,11 +35,6 @@ MODEL_ARGS: list[str] = []
 def synthesizer() -> Any:
     """The Synthesizer the in-process tests serve."""
     return FakeSynthesizer()
-
-
-def tone(seconds: float = 1.0, *, rate: int = 22050, frequency: float = 220.0) -> Audio:
-    t = np.arange(int(seconds * rate)) / rate
-    return Audio((0.3 * np.sin(2 * np.pi * frequency * t)).astype(np.float32), rate)
 
 
 @pytest.fixture

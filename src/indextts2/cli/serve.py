@@ -24,7 +24,9 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode="rich",
 )
-keys_app = typer.Typer(name="keys", help="Manage the API keys file (only hashes are stored).", no_args_is_help=True)
+keys_app = typer.Typer(
+    name="keys", help="Manage the API keys file (only hashes are stored).", no_args_is_help=True
+)
 app.add_typer(keys_app, name="keys")
 
 # flags that shape one run, not the service: left out of --print-systemd-unit's ExecStart
@@ -46,7 +48,8 @@ def serve(
         str | None, typer.Option(help="Model id, directory or dummy:tiny (default: INDEXTTS2_MODEL).")
     ] = None,
     api_key: Annotated[
-        list[str] | None, typer.Option("--api-key", help="An accepted API key (repeatable; prefer a keys file).")
+        list[str] | None,
+        typer.Option("--api-key", help="An accepted API key (repeatable; prefer a keys file)."),
     ] = None,
     api_keys_file: Annotated[
         Path | None, typer.Option(help="Keys file from 'indextts2 serve keys add' (re-read when it changes).")
@@ -68,7 +71,8 @@ def serve(
         list[str] | None, typer.Option("--allow-ip", help="CIDR allowed to connect (repeatable).")
     ] = None,
     cors_origin: Annotated[
-        list[str] | None, typer.Option("--cors-origin", help="Origin allowed by CORS (repeatable; '*' = any).")
+        list[str] | None,
+        typer.Option("--cors-origin", help="Origin allowed by CORS (repeatable; '*' = any)."),
     ] = None,
     voices_dir: Annotated[
         Path | None, typer.Option(help="Where saved voices live (default: INDEXTTS2_HOME/voices).")

@@ -158,8 +158,8 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
     if isinstance(exc, ValidationException):
         return _json_error(400, "invalid_input", _validation_message(exc))
     if status == 413:
-        limit = getattr(request.route_handler, "request_max_body_size", None)
-        limit_text = f" of {limit / 2**20:g} MiB" if isinstance(limit, int) else ""
+        limit = request.route_handler.resolve_request_max_body_size()
+        limit_text = f" of {limit / 2**20:.3g} MiB" if isinstance(limit, int) else ""
         message = (
             f"the request body is larger than the limit{limit_text}; send a shorter or compressed "
             "clip (flac, opus, mp3), or ask the operator to raise --max-upload-mb"

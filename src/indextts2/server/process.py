@@ -87,7 +87,9 @@ class Pidfile:
         self.write()
 
     def _stop(self, pid: int, wait_seconds: float) -> None:
-        logger.warning("replacing the server with pid %d (SIGTERM, up to %.0f s to finish)", pid, wait_seconds)
+        logger.warning(
+            "replacing the server with pid %d (SIGTERM, up to %.0f s to finish)", pid, wait_seconds
+        )
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:

@@ -99,7 +99,7 @@ def serve(
     def guarded_loader(server_config: ServerConfig) -> Any:
         try:
             return chosen_loader(server_config)
-        except Exception as exc:  # noqa: BLE001 - stops the server, then re-raised by serve()
+        except Exception as exc:
             load_failure.append(exc)
             if server_ref:
                 server_ref[0].should_exit = True

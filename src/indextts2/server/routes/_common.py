@@ -7,15 +7,22 @@ from typing import Any
 
 import anyio
 from litestar import Request, Response
+from litestar.di import NamedDependency
 from litestar.response import Stream
 
 from indextts2.audio import content_type
+from indextts2.server.access import AccessControl
 from indextts2.server.metrics import Metrics
 from indextts2.server.requests import SpeechRequest
 from indextts2.server.speech import SpeechService
 from indextts2.server.streaming import SynthesisRun, audio_bytes, collect_audio, encode_audio, sse_events
 
-__all__ = ["AUDIO_RESPONSES", "audio_media_type", "speak"]
+__all__ = ["AUDIO_RESPONSES", "Access", "MetricsDep", "Speech", "audio_media_type", "speak"]
+
+# The app's services, injected by name (see app.py's dependencies).
+Speech = NamedDependency[SpeechService]
+MetricsDep = NamedDependency[Metrics]
+Access = NamedDependency[AccessControl]
 
 # OpenAPI: what a speech route answers besides audio.
 AUDIO_RESPONSES: dict[str, str] = {

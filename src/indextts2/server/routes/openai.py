@@ -9,17 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, Response, post
+from litestar.params import JSONBody
 
 from indextts2.errors import ModelNotFound
-from indextts2.server.metrics import Metrics
 from indextts2.server.requests import OpenAISpeechBody, parse_openai_body
-from indextts2.server.routes._common import speak
-from indextts2.server.speech import SpeechService
+from indextts2.server.routes._common import MetricsDep, Speech, speak
 
 __all__ = ["HANDLERS", "openai_speech"]
 
 
-def served_models(speech: SpeechService) -> list[str]:
+def served_models(speech: Speech) -> list[str]:
     """The model names the API answers to: the loaded model and the configured aliases."""
     return list(dict.fromkeys([speech.model_id, *speech.config.model_aliases]))
 
@@ -37,7 +36,7 @@ def served_models(speech: SpeechService) -> list[str]:
     status_code=200,
 )
 async def openai_speech(
-    request: Request[Any, Any, Any], speech: SpeechService, metrics: Metrics, data: OpenAISpeechBody
+    request: Request[Any, Any, Any], speech: Speech, metrics: MetricsDep, data: JSONBody[OpenAISpeechBody]
 ) -> Response[Any]:
     parsed, sse = parse_openai_body(data, max_text_chars=speech.config.max_text_chars)
     models = served_models(speech)

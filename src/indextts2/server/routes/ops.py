@@ -9,12 +9,11 @@ from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from indextts2.__about__ import __version__
 from indextts2.audio import FORMATS
-from indextts2.server.access import AccessControl
 from indextts2.server.errors import error_body
-from indextts2.server.metrics import CONTENT_TYPE, Metrics
+from indextts2.server.metrics import CONTENT_TYPE
 from indextts2.server.requests import STREAMABLE_FORMATS, emotion_names, option_names
+from indextts2.server.routes._common import Access, MetricsDep, Speech
 from indextts2.server.routes.openai import served_models
-from indextts2.server.speech import SpeechService
 
 __all__ = ["HANDLERS"]
 
@@ -25,7 +24,7 @@ async def healthz() -> dict[str, str]:
 
 
 @get("/readyz", opt={"public": True}, tags=["operations"], summary="Readiness: the model is loaded")
-async def readyz(speech: SpeechService) -> Response[dict[str, Any]]:
+async def readyz(speech: Speech) -> Response[dict[str, Any]]:
     if speech.ready and speech.admission.stats().workers:
         return Response({"status": "ready", "model": speech.model_id}, status_code=HTTP_200_OK)
     message = (
@@ -37,7 +36,7 @@ async def readyz(speech: SpeechService) -> Response[dict[str, Any]]:
 
 
 @get("/v1/models", tags=["openai"], summary="Models served (OpenAI's list format)")
-async def list_models(speech: SpeechService) -> dict[str, Any]:
+async def list_models(speech: Speech) -> dict[str, Any]:
     return {
         "object": "list",
         "data": [{"id": name, "object": "model", "owned_by": "indextts2"} for name in served_models(speech)],
@@ -47,7 +46,7 @@ async def list_models(speech: SpeechService) -> dict[str, Any]:
 @get(
     "/v1/info", opt={"public": True}, tags=["operations"], summary="What this server accepts (no key needed)"
 )
-async def info(speech: SpeechService, access: AccessControl) -> dict[str, Any]:
+async def info(speech: Speech, access: Access) -> dict[str, Any]:
     config = speech.config
     ready = speech.ready
     return {
@@ -68,7 +67,7 @@ async def info(speech: SpeechService, access: AccessControl) -> dict[str, Any]:
 
 
 @get("/metrics", tags=["operations"], summary="Prometheus metrics", media_type=CONTENT_TYPE)
-async def metrics_route(metrics: Metrics) -> Response[bytes]:
+async def metrics_route(metrics: MetricsDep) -> Response[bytes]:
     return Response(content=metrics.render(), media_type=CONTENT_TYPE)
 
 

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Request, Response, post
-from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import MultipartBody
 
 from indextts2.server.access import multipart_only
-from indextts2.server.metrics import Metrics
 from indextts2.server.requests import TTSForm, parse_tts_form
-from indextts2.server.routes._common import AUDIO_RESPONSES, speak
-from indextts2.server.speech import SpeechService
+from indextts2.server.routes._common import AUDIO_RESPONSES, MetricsDep, Speech, speak
 
 __all__ = ["HANDLERS", "tts"]
 
@@ -34,9 +31,9 @@ __all__ = ["HANDLERS", "tts"]
 )
 async def tts(
     request: Request[Any, Any, Any],
-    speech: SpeechService,
-    metrics: Metrics,
-    data: Annotated[TTSForm, Body(media_type=RequestEncodingType.MULTI_PART)],
+    speech: Speech,
+    metrics: MetricsDep,
+    data: MultipartBody[TTSForm],
 ) -> Response[Any]:
     parsed = await parse_tts_form(data, max_text_chars=speech.config.max_text_chars)
     return await speak(request, speech, metrics, parsed)

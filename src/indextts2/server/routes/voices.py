@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 import anyio
 from litestar import Response, delete, get, post
 from litestar.datastructures import UploadFile
-from litestar.enums import RequestEncodingType
-from litestar.params import Body
+from litestar.params import FromPath, MultipartBody
 
 from indextts2.errors import InvalidInput
 from indextts2.server.access import multipart_only
-from indextts2.server.speech import SpeechService
+from indextts2.server.routes._common import Speech
 from indextts2.server.voices import check_voice_name
 
 __all__ = ["HANDLERS", "VoiceForm"]
@@ -33,7 +32,7 @@ class VoiceForm:
 
 
 @get("/v1/voices", tags=["voices"], summary="List saved voices")
-async def list_voices(speech: SpeechService) -> dict[str, Any]:
+async def list_voices(speech: Speech) -> dict[str, Any]:
     return {"object": "list", "data": [record.to_json() for record in speech.voices.records()]}
 
 
@@ -48,9 +47,7 @@ async def list_voices(speech: SpeechService) -> dict[str, Any]:
         "always gets the same id). 201 when it is new, 200 when it was saved already."
     ),
 )
-async def create_voice(
-    speech: SpeechService, data: Annotated[VoiceForm, Body(media_type=RequestEncodingType.MULTI_PART)]
-) -> Response[dict[str, Any]]:
+async def create_voice(speech: Speech, data: MultipartBody[VoiceForm]) -> Response[dict[str, Any]]:
     if not data.consent:
         raise InvalidInput(
             "saving a voice needs consent=true: confirm that the voice is yours, or that you have the "
@@ -70,12 +67,12 @@ async def create_voice(
 
 
 @get("/v1/voices/{voice_id:str}", tags=["voices"], summary="Show a saved voice")
-async def show_voice(speech: SpeechService, voice_id: str) -> dict[str, Any]:
+async def show_voice(speech: Speech, voice_id: FromPath[str]) -> dict[str, Any]:
     return speech.voices.get(voice_id).to_json()
 
 
 @delete("/v1/voices/{voice_id:str}", tags=["voices"], summary="Delete a saved voice", status_code=200)
-async def delete_voice(speech: SpeechService, voice_id: str) -> dict[str, Any]:
+async def delete_voice(speech: Speech, voice_id: FromPath[str]) -> dict[str, Any]:
     record = await anyio.to_thread.run_sync(functools.partial(speech.voices.delete, voice_id))
     return {"id": record.id, "deleted": True}
 
