@@ -28,7 +28,11 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True  # it exists, but belongs to someone else
-    return True
+    try:  # a zombie has exited already; only its parent has not collected it yet
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return True
+    return fields[0] != "Z"
 
 
 def _is_a_server(pid: int) -> bool:
@@ -102,7 +106,8 @@ class Pidfile:
                 return
             time.sleep(0.1)
         raise ConfigError(
-            f"the server with pid {pid} did not stop within {wait_seconds:.0f} s; stop it by hand (kill {pid})"
+            f"the server with pid {pid} did not stop within {wait_seconds:.0f} s; stop it by hand "
+            f"(kill {pid})"
         )
 
     def write(self) -> None:
