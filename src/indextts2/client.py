@@ -133,6 +133,17 @@ def _options_field(options: Any) -> dict[str, str]:
     return {"options": json.dumps(changed)} if changed else {}
 
 
+def _multipart(
+    data: dict[str, str], files: dict[str, tuple[str, bytes, str]]
+) -> list[tuple[str, tuple[str | None, str | bytes] | tuple[str, bytes, str]]]:
+    """Every field as a multipart part (httpx would send a form without files url-encoded)."""
+    parts: list[tuple[str, tuple[str | None, str | bytes] | tuple[str, bytes, str]]] = [
+        (name, (None, value)) for name, value in data.items()
+    ]
+    parts.extend(files.items())
+    return parts
+
+
 class Client:
     """A remote indextts2 server.
 
@@ -264,7 +275,7 @@ class Client:
             format=format,
             stream=False,
         )
-        return self._request("POST", "/v1/tts", data=data, files=files or None).content
+        return self._request("POST", "/v1/tts", files=_multipart(data, files)).content
 
     def synthesize(
         self,
@@ -315,7 +326,7 @@ class Client:
             stream=True,
         )
         try:
-            with self._http.stream("POST", "/v1/tts", data=data, files=files or None) as response:
+            with self._http.stream("POST", "/v1/tts", files=_multipart(data, files)) as response:
                 if response.is_error:
                     raise _error_from(response)
                 rate = int(response.headers.get("X-Sample-Rate", "22050"))

@@ -215,7 +215,11 @@ def test_cors_is_off_by_default_and_configurable(make_client: Any) -> None:
     cors = make_client(cors_origins=("https://app.example",))
     preflight = cors.options(
         "/v1/tts",
-        headers={**origin, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"},
+        headers={
+            **origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization",
+        },
     )
     assert preflight.status_code in (200, 204)
     assert preflight.headers["access-control-allow-origin"] == "https://app.example"

@@ -195,8 +195,13 @@ def test_a_client_that_disconnects_stops_its_synthesis(tmp_path: Any, stream: bo
     reference = tone(1.0).to_bytes("wav")
     boundary = "xyzzy"
     text = "A long text that would take many chunks to speak. " * 20
-    parts = [("text", None, text.encode()), ("consent", None, b"true"), ("stream", None, str(stream).encode()),
-             ("format", None, b"pcm"), ("reference", "me.wav", reference)]
+    parts = [
+        ("text", None, text.encode()),
+        ("consent", None, b"true"),
+        ("stream", None, str(stream).encode()),
+        ("format", None, b"pcm"),
+        ("reference", "me.wav", reference),
+    ]
     body = b""
     for name, filename, value in parts:
         disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
@@ -226,11 +231,22 @@ def test_a_client_that_disconnects_stops_its_synthesis(tmp_path: Any, stream: bo
                 first_body.set()
 
         scope = {
-            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-            "scheme": "http", "path": "/v1/tts", "raw_path": b"/v1/tts", "query_string": b"", "root_path": "",
-            "headers": [(b"content-type", f"multipart/form-data; boundary={boundary}".encode()),
-                        (b"content-length", str(len(body)).encode())],
-            "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 7860), "state": {},
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/v1/tts",
+            "raw_path": b"/v1/tts",
+            "query_string": b"",
+            "root_path": "",
+            "headers": [
+                (b"content-type", f"multipart/form-data; boundary={boundary}".encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+            "client": ("127.0.0.1", 5000),
+            "server": ("127.0.0.1", 7860),
+            "state": {},
         }
         async with _lifespan(app):
             await asyncio.wait_for(app(scope, receive, send), 10)
@@ -256,7 +272,9 @@ class _lifespan:
         self.sent: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         await self.queue.put({"type": "lifespan.startup"})
         self.task = asyncio.create_task(
-            self.app({"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, self.queue.get, self.sent.put)
+            self.app(
+                {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}, self.queue.get, self.sent.put
+            )
         )
         assert (await self.sent.get())["type"] == "lifespan.startup.complete"
 

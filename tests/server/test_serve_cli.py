@@ -55,8 +55,16 @@ def test_keys_add_list_rm(tmp_path: Path) -> None:
 def test_print_systemd_unit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     keys = tmp_path / "keys"
     keys.write_text("")
-    argv = ["indextts2", "serve", "--host", "0.0.0.0", "--api-keys-file", str(keys), "--replace",
-            "--print-systemd-unit"]
+    argv = [
+        "indextts2",
+        "serve",
+        "--host",
+        "0.0.0.0",
+        "--api-keys-file",
+        str(keys),
+        "--replace",
+        "--print-systemd-unit",
+    ]
     monkeypatch.setattr("sys.argv", argv)
     result = runner.invoke(app, argv[1:])
     assert result.exit_code == 0, result.output

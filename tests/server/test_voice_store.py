@@ -14,7 +14,9 @@ VOICE_A = "a" * 64
 VOICE_B = "b" * 64
 
 
-def _save(store: VoiceStore, voice_id: str = VOICE_A, name: str | None = None, data: bytes = b"RIFF...") -> bool:
+def _save(
+    store: VoiceStore, voice_id: str = VOICE_A, name: str | None = None, data: bytes = b"RIFF..."
+) -> bool:
     _, created = store.save(
         voice_id=voice_id, reference=data, filename="clip.wav", name=name, duration=1.25, model_id="m"
     )
