@@ -204,6 +204,7 @@ async function deleteVoice() {
 // ---- the request
 
 function buildForm(format, stream) {
+  if (!$("text").value.trim()) throw new Error("type some text to speak first");
   const form = new FormData();
   form.append("text", $("text").value);
   if (currentVoiceMode() === "saved") {
