@@ -1,8 +1,8 @@
 """Fixtures of the server tests.
 
-THE SWITCH to the real Synthesizer (issue 8) happens here, in two places:
-- ``synthesizer``: return ``Synthesizer.from_pretrained("dummy:tiny")`` instead of the fake;
-- ``SERVE_COMMAND``: ``[sys.executable, "-m", "indextts2"]`` with ``MODEL_ARGS = ["--model", "dummy:tiny"]``.
+THE SWITCH to the real Synthesizer (issue 8) happens in two places:
+- here, ``synthesizer``: return ``Synthesizer.from_pretrained("dummy:tiny")`` instead of the fake;
+- ``server_helpers.SERVE_COMMAND`` / ``MODEL_ARGS``: ``python -m indextts2`` with ``--model dummy:tiny``.
 """
 
 from __future__ import annotations
@@ -18,17 +18,13 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from fake_synth import FakeSynthesizer, install_options  # noqa: E402
-from server_helpers import tone  # noqa: E402
+from server_helpers import ServerProcess, tone  # noqa: E402
 
 install_options()
 
 from litestar.testing import TestClient  # noqa: E402
 
 from indextts2.server import ServerConfig, create_app  # noqa: E402
-
-# How the process tests start a server (see the module docstring).
-SERVE_COMMAND: list[str] = [sys.executable, str(HERE / "serve_fake.py")]
-MODEL_ARGS: list[str] = []
 
 
 @pytest.fixture
@@ -64,3 +60,19 @@ def make_client(tmp_path: Path, synthesizer: Any) -> Iterator[Callable[..., Test
 def client(make_client: Callable[..., TestClient[Any]]) -> TestClient[Any]:
     """A client of a server with the default config and no keys."""
     return make_client()
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    started: list[ServerProcess] = []
+
+    def start(*args: str, env: dict[str, str] | None = None, wait: bool = True) -> ServerProcess:
+        server = ServerProcess(tmp_path, list(args), env=env)
+        started.append(server)
+        if wait:
+            server.wait_ready()
+        return server
+
+    yield start
+    for server in started:
+        server.kill()

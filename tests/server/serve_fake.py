@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fake_synth import FakeSynthesizer, install_options  # noqa: E402
+from fake_synth import FakeSynthesizer, install_options
 
 install_options()
 

@@ -123,7 +123,7 @@ def test_exposed_bind_needs_a_key_or_insecure() -> None:
     ServerConfig(host="::1").check_exposure()
     ServerConfig(host="0.0.0.0", api_keys=("k",)).check_exposure()
     ServerConfig(host="0.0.0.0", insecure=True).check_exposure()
-    with pytest.raises(ConfigError, match="refusing to listen on 0.0.0.0 without an API key"):
+    with pytest.raises(ConfigError, match=r"refusing to listen on 0\.0\.0\.0 without an API key"):
         ServerConfig(host="0.0.0.0").check_exposure()
 
 

@@ -143,7 +143,7 @@ def test_timeout_raises_gateway_timeout_and_cancels() -> None:
         admission.start()
         job = Gate(count=100, step=0.05)
         ticket = admission.submit(job, timeout=0.2)
-        with pytest.raises(GatewayTimeout, match="0.2 s"):
+        with pytest.raises(GatewayTimeout, match=r"0\.2 s"):
             async for _ in ticket:
                 pass
         await asyncio.sleep(0.2)

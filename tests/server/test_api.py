@@ -53,7 +53,8 @@ def test_tts_streams_wav_with_an_open_length_header(client: Any, reference_wav: 
     )
     assert response.status_code == 200, response.text
     body = response.content
-    assert body[:4] == b"RIFF" and body[8:12] == b"WAVE"
+    assert body[:4] == b"RIFF"
+    assert body[8:12] == b"WAVE"
     assert body[40:44] == b"\xff\xff\xff\xff"  # length unknown while streaming
     samples = np.frombuffer(body[44:], dtype="<i2")
     assert len(samples) / 22050 > 0.3
@@ -66,7 +67,8 @@ def test_streamed_pcm_equals_the_whole_file(client: Any, reference_wav: bytes) -
     whole = client.post("/v1/tts", data={**form, "format": "pcm"}, files=files)
     assert streamed.status_code == whole.status_code == 200
     assert streamed.headers["content-type"] == "audio/L16;rate=22050;channels=1"
-    assert streamed.content == whole.content and len(whole.content) > 1000
+    assert streamed.content == whole.content
+    assert len(whole.content) > 1000
 
 
 def test_saved_voice_is_used_by_name_and_id(client: Any, reference_wav: bytes) -> None:
@@ -119,7 +121,8 @@ def test_emotion_clip_is_accepted(client: Any, reference_wav: bytes) -> None:
 def _error(response: Any, status: int) -> str:
     assert response.status_code == status, response.text
     body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message"}
     return str(body["error"]["message"])
 
 
@@ -167,7 +170,8 @@ def test_silent_reference(client: Any) -> None:
 def test_reference_too_long_is_refused_from_its_header(make_client: Any) -> None:
     client = make_client(max_reference_seconds=2.0)
     message = _error(_tts(client, tone(3.0).to_bytes("flac")), 400)
-    assert "3.0 s long" in message and "up to 2 s" in message
+    assert "3.0 s long" in message
+    assert "up to 2 s" in message
 
 
 def test_reference_needs_consent(client: Any, reference_wav: bytes) -> None:
@@ -182,7 +186,8 @@ def test_oversize_upload_is_413(make_client: Any) -> None:
     client = make_client(max_upload_mb=0.05)
     response = _tts(client, tone(5.0).to_bytes("wav"))
     message = _error(response, 413)
-    assert "0.05 MiB" in message and "--max-upload-mb" in message
+    assert "0.05 MiB" in message
+    assert "--max-upload-mb" in message
 
 
 def test_unknown_voice(client: Any) -> None:
@@ -244,10 +249,13 @@ def test_voice_lifecycle(client: Any, reference_wav: bytes) -> None:
     files = {"reference": ("bob.wav", reference_wav, "audio/wav")}
     first = client.post("/v1/voices", data={"consent": "true", "name": "bob"}, files=files)
     again = client.post("/v1/voices", data={"consent": "true"}, files=files)
-    assert first.status_code == 201 and again.status_code == 200
+    assert first.status_code == 201
+    assert again.status_code == 200
     assert first.json()["id"] == again.json()["id"]  # same content, same id
     voice = first.json()
-    assert voice["name"] == "bob" and voice["duration"] == pytest.approx(1.0) and voice["consent"] is True
+    assert voice["name"] == "bob"
+    assert voice["duration"] == pytest.approx(1.0)
+    assert voice["consent"] is True
     assert [v["id"] for v in client.get("/v1/voices").json()["data"]] == [voice["id"]]
     assert client.get(f"/v1/voices/{voice['id']}").json() == voice
     assert client.get("/v1/voices/bob").json() == voice
@@ -302,7 +310,8 @@ def saved_voice(client: Any, reference_wav: bytes) -> str:
 def test_openai_speech_formats(client: Any, saved_voice: str) -> None:
     body = {"model": "tts-1", "input": "Hello from OpenAI's API.", "voice": "erin"}
     mp3 = client.post("/v1/audio/speech", json=body)
-    assert mp3.status_code == 200 and mp3.headers["content-type"] == "audio/mpeg"
+    assert mp3.status_code == 200
+    assert mp3.headers["content-type"] == "audio/mpeg"
     assert sf.info(io.BytesIO(mp3.content)).format == "MP3"
     pcm = client.post(
         "/v1/audio/speech", json={**body, "response_format": "pcm", "voice": {"id": saved_voice}}
@@ -315,7 +324,8 @@ def test_openai_speech_formats(client: Any, saved_voice: str) -> None:
 def test_openai_sse_events(client: Any, saved_voice: str) -> None:
     body = {"model": "indextts2", "input": "Events. Two of them.", "voice": "erin", "response_format": "pcm"}
     response = client.post("/v1/audio/speech", json={**body, "stream_format": "sse"})
-    assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
     events = [json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: ")]
     assert [e["type"] for e in events[:-1]] == ["speech.audio.delta"] * (len(events) - 1)
     assert events[-1]["type"] == "speech.audio.done"
@@ -329,7 +339,8 @@ def test_openai_instructions_and_speed(client: Any, saved_voice: str) -> None:
     body = {"model": "tts-1", "input": "Quickly now.", "voice": "erin", "response_format": "pcm"}
     slow = client.post("/v1/audio/speech", json=body)
     fast = client.post("/v1/audio/speech", json={**body, "speed": 2.0, "instructions": "cheerful"})
-    assert fast.status_code == 200 and len(fast.content) < 0.7 * len(slow.content)
+    assert fast.status_code == 200
+    assert len(fast.content) < 0.7 * len(slow.content)
 
 
 @pytest.mark.parametrize(
@@ -357,9 +368,12 @@ def test_health_ready_models_info(client: Any) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").json() == {"status": "ready", "model": "fake:tone"}
     models = [m["id"] for m in client.get("/v1/models").json()["data"]]
-    assert models[0] == "fake:tone" and "tts-1" in models
+    assert models[0] == "fake:tone"
+    assert "tts-1" in models
     info = client.get("/v1/info").json()
-    assert info["auth_required"] is False and info["emotions"][0] == "happy" and "seed" in info["options"]
+    assert info["auth_required"] is False
+    assert info["emotions"][0] == "happy"
+    assert "seed" in info["options"]
 
 
 def test_not_ready_without_a_synthesizer(make_client: Any) -> None:
@@ -401,13 +415,17 @@ def test_openapi_schema_and_docs_page(client: Any) -> None:
     tts_body = schema["paths"]["/v1/tts"]["post"]["requestBody"]["content"]
     assert "multipart/form-data" in tts_body
     page = client.get("/docs")
-    assert page.status_code == 200 and "<script" in page.text and "/v1/audio/speech" in page.text
+    assert page.status_code == 200
+    assert "<script" in page.text
+    assert "/v1/audio/speech" in page.text
     assert "cdn" not in page.text.split("<script id='schema'")[0].lower()  # no external assets
 
 
 def test_web_page_and_assets(client: Any) -> None:
     page = client.get("/")
-    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    assert 'id="consent"' in page.text and "permission" in page.text
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert 'id="consent"' in page.text
+    assert "permission" in page.text
     assert client.get("/ui/app.js").status_code == 200
     assert client.get("/ui/style.css").status_code == 200

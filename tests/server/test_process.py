@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import io
-import os
 import signal
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,90 +15,13 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from conftest import MODEL_ARGS, SERVE_COMMAND
-from server_helpers import multipart, tone
+from server_helpers import ARTIFACTS, ServerProcess, free_port, multipart, tone
 
 from indextts2.audio import load_audio
 from indextts2.client import Client, RemoteError
 from indextts2.errors import InvalidInput, VoiceNotFound
 
 pytestmark = pytest.mark.slow
-
-REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "artifacts"
-STARTUP_SECONDS = 90
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class ServerProcess:
-    """One ``indextts2 serve`` process, its log, and how to stop it."""
-
-    def __init__(self, home: Path, args: list[str], *, env: dict[str, str] | None = None) -> None:
-        self.port = free_port() if "--port" not in args else int(args[args.index("--port") + 1])
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = home / f"server-{self.port}-{time.monotonic_ns()}.log"
-        port_args = [] if "--port" in args else ["--port", str(self.port)]
-        command = [*SERVE_COMMAND, "serve", *port_args, *MODEL_ARGS, *args]
-        environment = {**os.environ, "INDEXTTS2_HOME": str(home), **(env or {})}
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=environment)
-        self.pid = self.process.pid
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_ready(self) -> None:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"the server exited with {self.process.returncode}:\n{self.log()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        pytest.fail(f"the server was not ready within {STARTUP_SECONDS} s:\n{self.log()[-3000:]}")
-
-    def rss(self) -> int:
-        import psutil
-
-        return int(psutil.Process(self.pid).memory_info().rss)
-
-    def terminate(self, timeout: float = 30) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout)
-        finally:
-            self._log.close()
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-        self._log.close()
-
-
-@pytest.fixture
-def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
-    started: list[ServerProcess] = []
-
-    def start(*args: str, env: dict[str, str] | None = None, wait: bool = True) -> ServerProcess:
-        server = ServerProcess(tmp_path, list(args), env=env)
-        started.append(server)
-        if wait:
-            server.wait_ready()
-        return server
-
-    yield start
-    for server in started:
-        server.kill()
 
 
 @pytest.fixture(scope="module")

@@ -123,7 +123,9 @@ def test_the_container_commands_are_valid_serve_flags(tmp_path: Path) -> None:
 
     repo = Path(__file__).resolve().parents[2]
     compose_args = yaml.safe_load((repo / "compose.yaml").read_text())["services"]["indextts2"]["command"]
-    cmd_line = next(line for line in (repo / "Dockerfile").read_text().splitlines() if line.startswith("CMD "))
+    cmd_line = next(
+        line for line in (repo / "Dockerfile").read_text().splitlines() if line.startswith("CMD ")
+    )
     for args in (compose_args, json.loads(cmd_line[4:])):
         result = runner.invoke(app, ["serve", *args, "--print-systemd-unit"])
         assert result.exit_code == 0, result.output

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from server_helpers import tone
-from test_process import ARTIFACTS, ServerProcess, start_server  # noqa: F401 - the fixture
+from server_helpers import ARTIFACTS, ServerProcess, tone
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -78,11 +77,11 @@ def test_upload_with_consent_generate_and_hear_the_stream(
 
     page.fill("#text", "Hello from the browser. The audio streams while it is made.")
     page.select_option("#emotion-mode", "vector")
-    page.eval_on_selector(
-        "#emotion-happy", "s => { s.value = '0.6'; s.dispatchEvent(new Event('input')); }"
-    )
+    page.eval_on_selector("#emotion-happy", "s => { s.value = '0.6'; s.dispatchEvent(new Event('input')); }")
     page.click("#generate")
-    page.wait_for_function("['streaming', 'done', 'error'].includes(document.getElementById('player').dataset.state)")
+    page.wait_for_function(
+        "['streaming', 'done', 'error'].includes(document.getElementById('player').dataset.state)"
+    )
     live = page.evaluate(
         """() => { const p = document.getElementById('player');
                   return p.srcObject ? p.srcObject.getAudioTracks().length : 0; }"""
@@ -113,7 +112,9 @@ def test_upload_with_consent_generate_and_hear_the_stream(
     page.wait_for_function("document.getElementById('player').duration > 0.5")
 
 
-def test_bad_input_is_shown_on_the_page(start_server: Callable[..., ServerProcess], browser_page: Any) -> None:
+def test_bad_input_is_shown_on_the_page(
+    start_server: Callable[..., ServerProcess], browser_page: Any
+) -> None:
     server = start_server()
     page = browser_page
     page.goto(server.url + "/")

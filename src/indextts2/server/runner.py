@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 def load_synthesizer(config: ServerConfig) -> Any:
     """The Synthesizer the server uses (runs on the GPU worker thread at startup)."""
-    from indextts2 import Synthesizer  # type: ignore[attr-defined]  # issue 8
+    from indextts2 import Synthesizer  # issue 8
 
     return Synthesizer.from_pretrained(config.model, device=config.device)
 
@@ -129,7 +129,8 @@ def serve(
         server.run()
     except SystemExit:  # uvicorn exits this way when it cannot bind
         raise ConfigError(
-            f"the server could not start on {config.host}:{config.port}: is the port in use? (see the log above)"
+            f"the server could not start on {config.host}:{config.port}: "
+            "is the port in use? (see the log above)"
         ) from None
     finally:
         pidfile.release()
@@ -140,6 +141,7 @@ def serve(
         raise IndexTTS2Error(f"cannot load model {config.model}: {failure}") from failure
     if not server.started:
         raise ConfigError(
-            f"the server could not start on {config.host}:{config.port} (is the port in use? see the log above)"
+            f"the server could not start on {config.host}:{config.port}: "
+            "is the port in use? (see the log above)"
         )
     logger.warning("server stopped (pid %d)", os.getpid())
