@@ -32,6 +32,19 @@ def test_tts_with_a_reference_returns_a_wav_of_the_text(client: Any, reference_w
     assert float(response.headers["x-audio-duration"]) == pytest.approx(audio.duration, abs=1e-3)
 
 
+def test_the_synthesizer_is_only_used_on_the_gpu_worker(
+    client: Any, reference_wav: bytes, synthesizer: Any
+) -> None:
+    for stream in ("true", "false"):
+        response = client.post(
+            "/v1/tts",
+            data={"text": "Which thread?", "consent": "true", "stream": stream},
+            files={"reference": ("me.wav", reference_wav, "audio/wav")},
+        )
+        assert response.status_code == 200
+    assert synthesizer.threads_used == {"indextts2-gpu-0"}
+
+
 @pytest.mark.parametrize(
     ("fmt", "container"), [("flac", "FLAC"), ("mp3", "MP3"), ("opus", "OGG"), ("ogg", "OGG")]
 )

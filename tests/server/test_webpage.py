@@ -27,6 +27,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--autoplay-policy=no-user-gesture-required",
+    "--use-fake-device-for-media-stream",  # a microphone that plays a beep
+    "--use-fake-ui-for-media-stream",
 ]
 
 
@@ -51,6 +53,7 @@ def browser_page(tmp_path: Path) -> Iterator[Any]:
             args=CHROMIUM_ARGS,
             viewport={"width": 1000, "height": 1200},
         )
+        context.grant_permissions(["microphone"])
         try:
             yield context.new_page()
         finally:
@@ -146,3 +149,25 @@ def test_the_page_asks_for_a_key_when_the_server_needs_one(
     page.fill("#api-key", "page-key")
     page.click("#voice-refresh")
     page.wait_for_function("document.getElementById('voice-select').textContent.includes('no saved voices')")
+
+
+def test_record_with_the_microphone(start_server: Callable[..., ServerProcess], browser_page: Any) -> None:
+    server = start_server()
+    page = browser_page
+    page.goto(server.url + "/")
+    page.wait_for_function("document.getElementById('server-status').textContent.includes('ready')")
+    page.check("input[name=voice-mode][value=record]")
+    assert page.is_disabled("#record")  # consent first
+    page.check("#consent")
+    page.click("#record")
+    page.wait_for_function("document.getElementById('record-status').textContent === 'recording…'")
+    page.wait_for_timeout(1500)
+    page.click("#record")
+    page.wait_for_function("document.getElementById('record-status').textContent.startsWith('recorded')")
+    page.fill("#voice-name", "my-recording")
+    page.click("#voice-save")
+    page.wait_for_function("document.getElementById('status').textContent.startsWith('saved voice')")
+    voices = page.evaluate("async () => (await (await fetch('/v1/voices')).json()).data")
+    assert [v["name"] for v in voices] == ["my-recording"]
+    assert voices[0]["filename"] == "recording.wav"
+    assert voices[0]["duration"] > 1.0

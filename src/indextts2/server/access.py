@@ -98,8 +98,11 @@ class AccessControl:
                 )
 
 
-def access_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-    """The app-wide guard: applies the app's :class:`AccessControl` to every route."""
+async def access_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """The app-wide guard: applies the app's :class:`AccessControl` to every route.
+
+    Async on purpose: Litestar runs synchronous guards on its thread pool, for every request.
+    """
     access: AccessControl = connection.app.state.access
     opt = handler.opt
     client = connection.client.host if connection.client else None
@@ -112,7 +115,7 @@ def access_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRo
     )
 
 
-def multipart_only(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+async def multipart_only(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     """Guard of the form routes: refuse other encodings before reading the body, saying what to send."""
     media_type = connection.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media_type != "multipart/form-data":
