@@ -250,6 +250,15 @@ def test_form_must_be_multipart(client: Any) -> None:
     assert "multipart/form-data" in _error(response, 415)
 
 
+def test_a_request_over_the_time_limit_is_504(make_client: Any, reference_wav: bytes) -> None:
+    from fake_synth import FakeSynthesizer
+
+    client = make_client(synth=FakeSynthesizer(chunk_delay=0.3), request_timeout=0.5)
+    response = _tts(client, reference_wav, text="Slow. Slower. Slowest. " * 3)
+    assert "within the server's limit of 0.5 s" in _error(response, 504)
+    assert response.json()["error"]["code"] == "timeout"
+
+
 def test_unknown_route_and_method(client: Any) -> None:
     assert "no route /v2/tts" in _error(client.post("/v2/tts"), 404)
     assert "not allowed" in _error(client.put("/v1/voices"), 405)

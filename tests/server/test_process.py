@@ -50,8 +50,12 @@ def test_sixteen_concurrent_clients_get_200_or_429_and_memory_stays_flat(
     openai_client = openai.OpenAI(base_url=f"{url}/v1", api_key="not-needed", max_retries=0, timeout=60)
     http = httpx.Client(base_url=url, timeout=60, limits=httpx.Limits(max_connections=32))
 
+    refusals: list[httpx.Response] = []
+
     def via_httpx(index: int) -> tuple[int, int]:
         response = http.post("/v1/tts", files=multipart(text=f"Request {index}. Hello.", voice="loadtest"))
+        if response.status_code == 429:
+            refusals.append(response)
         return response.status_code, len(response.content) if response.status_code == 200 else 0
 
     def via_openai(index: int) -> tuple[int, int]:
@@ -81,6 +85,9 @@ def test_sixteen_concurrent_clients_get_200_or_429_and_memory_stays_flat(
     assert set(statuses) <= {200, 429}, sorted(set(statuses))
     assert statuses.count(200) >= 40
     assert all(size > 1000 for status, size in results if status == 200)
+    for refusal in refusals[:5]:
+        assert int(refusal.headers["retry-after"]) >= 1
+        assert refusal.json()["error"]["code"] == "overloaded"
     growth_mib = (rss_after - rss_before) / 2**20
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "server-rss.txt").write_text(

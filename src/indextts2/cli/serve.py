@@ -160,10 +160,19 @@ def _serve_args_for_unit() -> list[str]:
 
 
 def _server_logging() -> None:
-    """A server tells what it does: INFO unless the user asked for another level."""
+    """A server tells what it does: INFO unless the user asked for another level; plain lines with
+    timestamps when stderr is not a terminal (journald, docker logs), instead of Rich's wrapped table."""
     root = logging.getLogger()
     if root.level > logging.INFO and Settings.from_env().log_level == "WARNING":
         root.setLevel(logging.INFO)
+    if not sys.stderr.isatty():
+        from rich.logging import RichHandler
+
+        for handler in [h for h in root.handlers if isinstance(h, RichHandler)]:
+            root.removeHandler(handler)
+        plain = logging.StreamHandler(sys.stderr)
+        plain.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(plain)
 
 
 # ---- keys
