@@ -259,6 +259,17 @@ def test_a_request_over_the_time_limit_is_504(make_client: Any, reference_wav: b
     assert response.json()["error"]["code"] == "timeout"
 
 
+def test_a_stream_over_the_time_limit_ends_early(make_client: Any, reference_wav: bytes, caplog: Any) -> None:
+    from fake_synth import FakeSynthesizer
+
+    client = make_client(synth=FakeSynthesizer(chunk_delay=0.1), request_timeout=0.6)
+    response = _tts(client, reference_wav, text="Slow. Slower. Slowest. " * 3, stream="true", format="pcm")
+    assert response.status_code == 200  # the status went out with the first chunk
+    seconds = len(response.content) / 2 / 22050
+    assert 0.05 < seconds < 1.0  # well short of the ~2.7 s the whole text takes
+    assert "ended early" in caplog.text
+
+
 def test_unknown_route_and_method(client: Any) -> None:
     assert "no route /v2/tts" in _error(client.post("/v2/tts"), 404)
     assert "not allowed" in _error(client.put("/v1/voices"), 405)

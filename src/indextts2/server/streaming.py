@@ -12,18 +12,23 @@ import asyncio
 import base64
 import contextlib
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import numpy as np
 
 from indextts2.audio import Audio, StreamingWavWriter, encode, pcm16_bytes
+from indextts2.errors import IndexTTS2Error
 from indextts2.server.admission import Ticket
 from indextts2.server.errors import ClientDisconnected
 from indextts2.server.metrics import Metrics
 
 __all__ = ["SynthesisRun", "audio_bytes", "collect_audio", "sse_events"]
+
+logger = logging.getLogger(__name__)
 
 
 class _Resampler:
@@ -119,12 +124,19 @@ class SynthesisRun:
 
 
 async def audio_bytes(run: SynthesisRun, format: str) -> AsyncIterator[bytes]:
-    """A streamed body: a WAV header with open length then 16-bit PCM, or bare PCM."""
+    """A streamed body: a WAV header with open length then 16-bit PCM, or bare PCM.
+
+    The status line went out with the first chunk, so an error after it (the time limit, a failing
+    segment) can only end the stream early; it is logged, and the client sees the audio stop.
+    """
     if format == "wav":
         yield StreamingWavWriter(run.sample_rate).header()
-    async for block in run.blocks():
-        if len(block):
-            yield pcm16_bytes(block)
+    try:
+        async for block in run.blocks():
+            if len(block):
+                yield pcm16_bytes(block)
+    except IndexTTS2Error as exc:
+        logger.warning("a stream ended early after %d samples: %s", run.samples_out, exc)
 
 
 async def collect_audio(run: SynthesisRun, receive: Any) -> Audio:
@@ -177,15 +189,26 @@ async def sse_events(run: SynthesisRun, format: str) -> AsyncIterator[bytes]:
     wav and pcm deltas carry audio as it is made (the first wav delta starts with the header); other
     formats arrive as one delta holding the whole file.
     """
-    import anyio
-
-    if format in ("wav", "pcm"):
-        async for piece in audio_bytes(run, format):
-            yield _event({"type": "speech.audio.delta", "audio": base64.b64encode(piece).decode("ascii")})
-    else:
-        blocks = [block async for block in run.blocks()]
-        samples = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
-        data = await anyio.to_thread.run_sync(encode_audio, Audio(samples, run.sample_rate or 22050), format)
-        yield _event({"type": "speech.audio.delta", "audio": base64.b64encode(data).decode("ascii")})
+    try:
+        if format in ("wav", "pcm"):
+            if format == "wav":
+                header = StreamingWavWriter(run.sample_rate).header()
+                yield _event(
+                    {"type": "speech.audio.delta", "audio": base64.b64encode(header).decode("ascii")}
+                )
+            async for block in run.blocks():
+                if len(block):
+                    piece = base64.b64encode(pcm16_bytes(block)).decode("ascii")
+                    yield _event({"type": "speech.audio.delta", "audio": piece})
+        else:
+            blocks = [block async for block in run.blocks()]
+            samples = np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
+            audio = Audio(samples, run.sample_rate or 22050)
+            data = await anyio.to_thread.run_sync(encode_audio, audio, format)
+            yield _event({"type": "speech.audio.delta", "audio": base64.b64encode(data).decode("ascii")})
+    except IndexTTS2Error as exc:
+        logger.warning("an event stream ended early after %d samples: %s", run.samples_out, exc)
+        yield _event({"type": "error", "error": {"code": exc.code, "message": exc.message}})
+        return
     seconds = run.samples_out / run.sample_rate if run.sample_rate else 0.0
     yield _event({"type": "speech.audio.done", "usage": {"audio_seconds": round(seconds, 3)}})
