@@ -14,6 +14,9 @@ from server_helpers import multipart, tone
 
 from indextts2.audio import load_audio
 
+# Requests whose audio is compared with another request's fix the seed: equal input, equal audio.
+SEEDED = json.dumps({"seed": 7})
+
 # ---- /v1/tts
 
 
@@ -74,7 +77,7 @@ def test_tts_streams_wav_with_an_open_length_header(client: Any, reference_wav: 
 
 
 def test_streamed_pcm_equals_the_whole_file(client: Any, reference_wav: bytes) -> None:
-    form = {"text": "Same audio either way.", "consent": "true"}
+    form = {"text": "Same audio either way.", "consent": "true", "options": SEEDED}
     files = {"reference": ("me.wav", reference_wav, "audio/wav")}
     streamed = client.post("/v1/tts", data={**form, "stream": "true", "format": "pcm"}, files=files)
     whole = client.post("/v1/tts", data={**form, "format": "pcm"}, files=files)
@@ -92,11 +95,11 @@ def test_saved_voice_is_used_by_name_and_id(client: Any, reference_wav: bytes) -
     )
     assert created.status_code == 201, created.text
     voice_id = created.json()["id"]
-    by_name = client.post("/v1/tts", files=multipart(text="Hi.", voice="alice", format="pcm"))
-    by_id = client.post("/v1/tts", files=multipart(text="Hi.", voice=voice_id, format="pcm"))
+    by_name = client.post("/v1/tts", files=multipart(text="Hi.", voice="alice", format="pcm", options=SEEDED))
+    by_id = client.post("/v1/tts", files=multipart(text="Hi.", voice=voice_id, format="pcm", options=SEEDED))
     inline = client.post(
         "/v1/tts",
-        data={"text": "Hi.", "consent": "true", "format": "pcm"},
+        data={"text": "Hi.", "consent": "true", "format": "pcm", "options": SEEDED},
         files={"reference": ("alice.wav", reference_wav, "audio/wav")},
     )
     assert by_name.status_code == by_id.status_code == 200
@@ -341,7 +344,7 @@ def saved_voice(client: Any, reference_wav: bytes) -> str:
 
 
 def test_openai_speech_formats(client: Any, saved_voice: str) -> None:
-    body = {"model": "tts-1", "input": "Hello from OpenAI's API.", "voice": "erin"}
+    body = {"model": "tts-1", "input": "Hello from OpenAI's API.", "voice": "erin", "seed": 7}
     mp3 = client.post("/v1/audio/speech", json=body)
     assert mp3.status_code == 200
     assert mp3.headers["content-type"] == "audio/mpeg"
@@ -355,7 +358,13 @@ def test_openai_speech_formats(client: Any, saved_voice: str) -> None:
 
 
 def test_openai_sse_events(client: Any, saved_voice: str) -> None:
-    body = {"model": "indextts2", "input": "Events. Two of them.", "voice": "erin", "response_format": "pcm"}
+    body = {
+        "model": "indextts2",
+        "input": "Events. Two.",
+        "voice": "erin",
+        "response_format": "pcm",
+        "seed": 7,
+    }
     response = client.post("/v1/audio/speech", json={**body, "stream_format": "sse"})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")

@@ -94,6 +94,8 @@ class OpenAISpeechBody:
     """Read as the emotion, described in words."""
     stream_format: str = "audio"
     """``audio`` (bytes) or ``sse`` (``speech.audio.delta`` / ``speech.audio.done`` events)."""
+    seed: int | None = None
+    """indextts2's addition (``extra_body={"seed": 7}``): the same seed gives the same audio."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -277,11 +279,14 @@ def parse_openai_body(body: OpenAISpeechBody, *, max_text_chars: int) -> tuple[S
     if not (math.isfinite(body.speed) and low <= body.speed <= high):
         raise InvalidInput(f"speed must be between {low} and {high}, got {body.speed}")
     instructions = body.instructions.strip() if body.instructions and body.instructions.strip() else None
+    options: dict[str, Any] = {"speed": float(body.speed)} if body.speed != 1.0 else {}
+    if body.seed is not None:
+        options["seed"] = body.seed
     request = SpeechRequest(
         text=text,
         voice=str(voice).strip(),
         emotion=EmotionFields(text=instructions),
-        options={"speed": float(body.speed)} if body.speed != 1.0 else {},
+        options=options,
         format=fmt,
         stream=fmt in STREAMABLE_FORMATS,
         sample_rate=OPENAI_PCM_RATE if fmt == "pcm" else None,
