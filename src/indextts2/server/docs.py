@@ -19,6 +19,7 @@ __all__ = ["OfflineDocsPlugin"]
 _SCRIPT = """
 const schema = JSON.parse(document.getElementById("schema").textContent);
 const root = document.getElementById("api");
+const code = (text) => (text || "").replace(/`([^`]+)`/g, "<code>$1</code>");
 const ref = (s) => (s && s.$ref) ? schema.components.schemas[s.$ref.split("/").pop()] : s;
 function typeOf(s) {
   s = ref(s) || {};
@@ -33,7 +34,7 @@ function fields(s) {
   const req = new Set(s.required || []);
   const rows = Object.entries(s.properties).map(([n, p]) =>
     `<tr><td><code>${n}</code>${req.has(n) ? " *" : ""}</td><td>${typeOf(p)}</td>` +
-    `<td>${(ref(p) || {}).description || ""}</td></tr>`).join("");
+    `<td>${code((ref(p) || {}).description)}</td></tr>`).join("");
   return `<table><tr><th>field</th><th>type</th><th>meaning</th></tr>${rows}</table>`;
 }
 for (const [path, ops] of Object.entries(schema.paths)) {
@@ -50,7 +51,7 @@ for (const [path, ops] of Object.entries(schema.paths)) {
     const codes = Object.entries(op.responses).map(([c, r]) => `<li>${c}: ${r.description}</li>`).join("");
     const badge = `<span class="m ${method}">${method.toUpperCase()}</span>`;
     section.innerHTML = `<h2>${badge} <code>${path}</code></h2>` +
-      `<p><b>${op.summary || ""}</b></p><p>${op.description || ""}</p>` +
+      `<p><b>${op.summary || ""}</b></p><p>${code(op.description)}</p>` +
       (params ? `<ul>${params}</ul>` : "") + body + `<p>Answers:</p><ul>${codes}</ul>`;
     root.appendChild(section);
   }

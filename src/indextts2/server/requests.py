@@ -17,9 +17,10 @@ import io
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 from litestar.datastructures import UploadFile
+from litestar.params import KwargDefinition
 
 from indextts2.audio import FORMATS, load_audio
 from indextts2.errors import InvalidInput, TextTooLong
@@ -33,6 +34,7 @@ __all__ = [
     "build_emotion",
     "build_options",
     "check_reference_length",
+    "described",
     "emotion_names",
     "parse_openai_body",
     "parse_tts_form",
@@ -49,53 +51,78 @@ OPENAI_SPEED_RANGE = (0.25, 4.0)
 # Bodies as the API documents them (Litestar builds the OpenAPI schema from these)
 
 
+def described(text: str) -> KwargDefinition:
+    """A field's description in the OpenAPI schema (``Annotated[type, described("...")]``)."""
+    return KwargDefinition(description=text)
+
+
 @dataclass
 class TTSForm:
     """``POST /v1/tts`` (multipart/form-data). Give ``voice``, or ``reference`` with ``consent=true``."""
 
-    text: str
-    """The text to speak."""
-    voice: str | None = None
-    """A saved voice: its id or name (see ``/v1/voices``)."""
-    reference: UploadFile | None = None
-    """A reference clip of the speaker (wav, flac, ogg, opus, mp3), used once and not kept."""
-    consent: bool = False
-    """Must be true with ``reference``: the voice is yours, or you have the speaker's permission."""
-    emotion_audio: UploadFile | None = None
-    """A clip whose emotion the speech should carry."""
-    emotion_alpha: float | None = None
-    """Strength of the emotion clip or vector, 0..1 (default 1)."""
-    emotion_vector: str | None = None
-    """Eight weights 0..1, comma-separated, in the order of ``emotions`` in ``/v1/info``."""
-    emotion_weights: str | None = None
-    """The same as a JSON object, e.g. ``{"happy": 0.7, "surprised": 0.3}``."""
-    emotion_text: str | None = None
-    """The emotion in words (e.g. "furious and impatient"), read by the text-emotion model."""
-    emotion_random: bool = False
-    """Pick the emotion exemplar at random (vector mode)."""
-    options: str | None = None
-    """Synthesis options as a JSON object, e.g. ``{"seed": 7, "temperature": 0.7}`` (see ``/v1/info``)."""
-    format: str = "wav"
-    """wav, flac, mp3, opus, ogg or pcm (16-bit little-endian mono, no header)."""
-    stream: bool = False
-    """Send audio while it is made (chunked transfer; wav or pcm only)."""
+    text: Annotated[str, described("The text to speak.")]
+    voice: Annotated[str | None, described("A saved voice: its id or name (see `/v1/voices`).")] = None
+    reference: Annotated[
+        UploadFile | None,
+        described("A reference clip of the speaker (wav, flac, ogg, opus, mp3), used once and not kept."),
+    ] = None
+    consent: Annotated[
+        bool,
+        described("Must be true with `reference`: the voice is yours, or you have the speaker's permission."),
+    ] = False
+    emotion_audio: Annotated[
+        UploadFile | None, described("A clip whose emotion the speech should carry.")
+    ] = None
+    emotion_alpha: Annotated[
+        float | None, described("Strength of the emotion clip or vector, 0..1 (default 1).")
+    ] = None
+    emotion_vector: Annotated[
+        str | None,
+        described("Eight weights 0..1, comma-separated, in the order of `emotions` in `/v1/info`."),
+    ] = None
+    emotion_weights: Annotated[
+        str | None, described('The same as a JSON object, e.g. `{"happy": 0.7, "surprised": 0.3}`.')
+    ] = None
+    emotion_text: Annotated[
+        str | None,
+        described('The emotion in words (e.g. "furious and impatient"), read by the text-emotion model.'),
+    ] = None
+    emotion_random: Annotated[bool, described("Pick the emotion exemplar at random (vector mode).")] = False
+    options: Annotated[
+        str | None,
+        described(
+            'Synthesis options as a JSON object, e.g. `{"seed": 7, "temperature": 0.7}` (see `/v1/info`).'
+        ),
+    ] = None
+    format: Annotated[
+        str, described("wav, flac, mp3, opus, ogg or pcm (16-bit little-endian mono, no header).")
+    ] = "wav"
+    stream: Annotated[bool, described("Send audio while it is made (chunked transfer; wav or pcm only).")] = (
+        False
+    )
 
 
 @dataclass
 class OpenAISpeechBody:
     """``POST /v1/audio/speech``: OpenAI's speech request. ``voice`` names a saved voice."""
 
-    input: str
-    model: str = "indextts2"
-    voice: str | dict[str, str] | None = None
-    response_format: str = "mp3"
-    speed: float = 1.0
-    instructions: str | None = None
-    """Read as the emotion, described in words."""
-    stream_format: str = "audio"
-    """``audio`` (bytes) or ``sse`` (``speech.audio.delta`` / ``speech.audio.done`` events)."""
-    seed: int | None = None
-    """indextts2's addition (``extra_body={"seed": 7}``): the same seed gives the same audio."""
+    input: Annotated[str, described("The text to speak.")]
+    model: Annotated[str, described("`indextts2`, the loaded model's id, or an alias such as `tts-1`.")] = (
+        "indextts2"
+    )
+    voice: Annotated[
+        str | dict[str, str] | None, described('A saved voice: its id or name, or `{"id": ...}`.')
+    ] = None
+    response_format: Annotated[str, described("mp3, opus, flac, wav or pcm (16-bit mono at 24 kHz).")] = "mp3"
+    speed: Annotated[float, described("0.25 to 4.0; 1 is the model's own pace.")] = 1.0
+    instructions: Annotated[str | None, described("Read as the emotion, described in words.")] = None
+    stream_format: Annotated[
+        str, described("`audio` (bytes) or `sse` (`speech.audio.delta` / `speech.audio.done` events).")
+    ] = "audio"
+    seed: Annotated[
+        int | None,
+        described('indextts2\'s addition (`extra_body={"seed": 7}`): the same seed gives the same audio.'),
+    ] = None
 
 
 # --------------------------------------------------------------------------------------------------

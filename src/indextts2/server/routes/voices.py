@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 from litestar import Response, delete, get, post
@@ -13,6 +13,7 @@ from litestar.params import FromPath, MultipartBody
 
 from indextts2.errors import InvalidInput
 from indextts2.server.access import multipart_only
+from indextts2.server.requests import described
 from indextts2.server.routes._common import Speech
 from indextts2.server.voices import check_voice_name
 
@@ -23,12 +24,16 @@ __all__ = ["HANDLERS", "VoiceForm"]
 class VoiceForm:
     """``POST /v1/voices`` (multipart/form-data)."""
 
-    reference: UploadFile
-    """A clip of the speaker: a few seconds of clean speech (wav, flac, ogg, opus, mp3)."""
-    consent: bool = False
-    """Must be true: the voice is yours, or you have the speaker's permission to use it."""
-    name: str | None = None
-    """An optional name to use instead of the id (unique on this server)."""
+    reference: Annotated[
+        UploadFile,
+        described("A clip of the speaker: a few seconds of clean speech (wav, flac, ogg, opus, mp3)."),
+    ]
+    consent: Annotated[
+        bool, described("Must be true: the voice is yours, or you have the speaker's permission to use it.")
+    ] = False
+    name: Annotated[
+        str | None, described("An optional name to use instead of the id (unique on this server).")
+    ] = None
 
 
 @get("/v1/voices", tags=["voices"], summary="List saved voices")
