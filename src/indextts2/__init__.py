@@ -16,37 +16,55 @@ from indextts2.__about__ import __version__
 
 if TYPE_CHECKING:
     from indextts2.audio import Audio, load_audio
+    from indextts2.client import Client
     from indextts2.errors import (
         AudioDecodeError,
         IndexTTS2Error,
         InvalidInput,
         ModelNotFound,
         Overloaded,
+        TextTooLong,
         VoiceNotFound,
     )
-    from indextts2.options import Emotion
+    from indextts2.options import EMOTIONS, Emotion, SynthesisOptions
+    from indextts2.synthesizer import AudioChunk, Synthesizer
+    from indextts2.voice import Voice
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
+    "Synthesizer": "indextts2.synthesizer",
+    "AudioChunk": "indextts2.synthesizer",
+    "Voice": "indextts2.voice",
+    "Emotion": "indextts2.options",
+    "EMOTIONS": "indextts2.options",
+    "SynthesisOptions": "indextts2.options",
     "Audio": "indextts2.audio",
     "load_audio": "indextts2.audio",
+    "Client": "indextts2.client",
     "AudioDecodeError": "indextts2.errors",
     "IndexTTS2Error": "indextts2.errors",
     "InvalidInput": "indextts2.errors",
     "ModelNotFound": "indextts2.errors",
     "Overloaded": "indextts2.errors",
+    "TextTooLong": "indextts2.errors",
     "VoiceNotFound": "indextts2.errors",
-    "Emotion": "indextts2.options",
 }
 
 __all__ = [
+    "EMOTIONS",
     "Audio",
+    "AudioChunk",
     "AudioDecodeError",
+    "Client",
     "Emotion",
     "IndexTTS2Error",
     "InvalidInput",
     "ModelNotFound",
     "Overloaded",
+    "SynthesisOptions",
+    "Synthesizer",
+    "TextTooLong",
+    "Voice",
     "VoiceNotFound",
     "__version__",
     "load_audio",

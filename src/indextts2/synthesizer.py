@@ -46,8 +46,8 @@ from indextts2.voice import Voice, content_id
 if TYPE_CHECKING:
     from indextts2.store import ModelFiles
     from indextts2.store.progress import Progress
-    from indextts2.text import TextFrontend
     from indextts2.text import Segment as TextSegment
+    from indextts2.text import TextFrontend
 
 __all__ = ["DEFAULT_MAX_TEXT_CHARS", "MIN_REFERENCE_SECONDS", "AudioChunk", "Synthesizer", "resolve_device"]
 

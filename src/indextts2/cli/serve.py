@@ -1,0 +1,244 @@
+"""``indextts2 serve``: one GPU, many clients. Also ``serve keys add/list/rm`` for the API keys file."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from indextts2.cli._console import err, out
+from indextts2.errors import ConfigError
+from indextts2.settings import Settings
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    name="serve",
+    help="Serve speech over HTTP: a web page, a REST API and an OpenAI-compatible API.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+    add_completion=False,
+    rich_markup_mode="rich",
+)
+keys_app = typer.Typer(
+    name="keys", help="Manage the API keys file (only hashes are stored).", no_args_is_help=True
+)
+app.add_typer(keys_app, name="keys")
+
+# flags that shape one run, not the service: left out of --print-systemd-unit's ExecStart
+_RUN_ONLY_FLAGS = {"--print-systemd-unit", "--replace"}
+
+
+def _default_keys_file(settings: Settings) -> Path:
+    return settings.home / "api-keys"
+
+
+@app.callback()
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 7860,
+    gpu: Annotated[bool, typer.Option("--gpu", help="Run the model on the GPU (cuda).")] = False,
+    cpu: Annotated[bool, typer.Option("--cpu", help="Run the model on the CPU.")] = False,
+    model: Annotated[
+        str | None, typer.Option(help="Model id, directory or dummy:tiny (default: INDEXTTS2_MODEL).")
+    ] = None,
+    api_key: Annotated[
+        list[str] | None,
+        typer.Option("--api-key", help="An accepted API key (repeatable; prefer a keys file)."),
+    ] = None,
+    api_keys_file: Annotated[
+        Path | None, typer.Option(help="Keys file from 'indextts2 serve keys add' (re-read when it changes).")
+    ] = None,
+    basic_auth: Annotated[
+        bool, typer.Option(help="Ask browsers for HTTP Basic on the web page (password: an API key).")
+    ] = False,
+    insecure: Annotated[bool, typer.Option(help="Allow a non-loopback address without API keys.")] = False,
+    max_queue: Annotated[int, typer.Option(help="Requests that may wait for the GPU; more get 429.")] = 16,
+    max_text_chars: Annotated[int, typer.Option(help="Longest text accepted.")] = 2000,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest request body (uploads), MiB.")] = 20.0,
+    max_reference_seconds: Annotated[float, typer.Option(help="Longest reference clip, seconds.")] = 60.0,
+    timeout: Annotated[float, typer.Option(help="Seconds a request may take; then 504.")] = 300.0,
+    rate_limit: Annotated[
+        str | None, typer.Option(help="Per API key (or per address without keys), e.g. 60/minute.")
+    ] = None,
+    ip_rate_limit: Annotated[str | None, typer.Option(help="Per client address, e.g. 120/minute.")] = None,
+    allow_ip: Annotated[
+        list[str] | None, typer.Option("--allow-ip", help="CIDR allowed to connect (repeatable).")
+    ] = None,
+    cors_origin: Annotated[
+        list[str] | None,
+        typer.Option("--cors-origin", help="Origin allowed by CORS (repeatable; '*' = any)."),
+    ] = None,
+    voices_dir: Annotated[
+        Path | None, typer.Option(help="Where saved voices live (default: INDEXTTS2_HOME/voices).")
+    ] = None,
+    pidfile: Annotated[
+        Path | None, typer.Option(help="Pidfile (default: INDEXTTS2_HOME/run/serve-PORT.pid).")
+    ] = None,
+    replace: Annotated[
+        bool, typer.Option(help="Stop the server recorded in the pidfile and take over its port.")
+    ] = False,
+    grace_period: Annotated[float, typer.Option(help="Seconds in-flight work gets after SIGTERM.")] = 30.0,
+    forwarded_allow_ips: Annotated[
+        str | None, typer.Option(help="Proxies trusted for X-Forwarded-For (default 127.0.0.1).")
+    ] = None,
+    print_systemd_unit: Annotated[
+        bool, typer.Option(help="Print a systemd unit running this command, and exit.")
+    ] = False,
+) -> None:
+    """Serve speech over HTTP: a web page, a REST API and an OpenAI-compatible API.
+
+    Listens on 127.0.0.1:7860 by default. Any other address needs API keys (--api-keys-file), or
+    --insecure on a trusted network.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from indextts2.server.config import RateLimit, ServerConfig
+    from indextts2.server.process import render_systemd_unit
+
+    if gpu and cpu:
+        raise ConfigError("choose one of --gpu and --cpu")
+    settings = Settings.from_env().with_overrides(model=model)
+    device = "cuda" if gpu else "cpu" if cpu else settings.device
+    config = ServerConfig(
+        host=host,
+        port=port,
+        model=settings.model,
+        device=device,
+        api_keys=tuple(api_key or ()),
+        api_keys_file=api_keys_file.expanduser().resolve() if api_keys_file else None,
+        basic_auth=basic_auth,
+        insecure=insecure,
+        max_queue=max_queue,
+        request_timeout=timeout,
+        max_text_chars=max_text_chars,
+        max_upload_mb=max_upload_mb,
+        max_reference_seconds=max_reference_seconds,
+        rate_limit=RateLimit.parse(rate_limit) if rate_limit else None,
+        ip_rate_limit=RateLimit.parse(ip_rate_limit) if ip_rate_limit else None,
+        allow_ips=tuple(allow_ip or ()),
+        cors_origins=tuple(cors_origin or ()),
+        voices_dir=(voices_dir or settings.home / "voices").expanduser().resolve(),
+        grace_period=grace_period,
+        pidfile=(pidfile or settings.home / "run" / f"serve-{port}.pid").expanduser().resolve(),
+    )
+    if basic_auth and not config.needs_key:
+        raise ConfigError("--basic-auth checks API keys: give --api-keys-file (or --api-key) too")
+    config.check_exposure()
+    if print_systemd_unit:
+        serve_args = _serve_args_for_unit()
+        writable = [settings.home]
+        if config.voices_dir is not None and settings.home not in config.voices_dir.parents:
+            writable.append(config.voices_dir)
+        out.print(
+            render_systemd_unit(
+                serve_args, home=settings.home, writable=writable, stop_seconds=grace_period + 15
+            ),
+            end="",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
+    from indextts2.server import runner
+
+    _server_logging()
+    runner.serve(config, replace=replace, forwarded_allow_ips=forwarded_allow_ips)
+
+
+def _serve_args_for_unit() -> list[str]:
+    """The arguments this serve command was given, without the run-only flags."""
+    argv = sys.argv[1:]
+    if "serve" in argv:
+        argv = argv[argv.index("serve") + 1 :]
+    return [arg for arg in argv if arg.split("=", 1)[0] not in _RUN_ONLY_FLAGS]
+
+
+def _server_logging() -> None:
+    """A server tells what it does: INFO unless the user asked for another level; plain lines with
+    timestamps when stderr is not a terminal (journald, docker logs), instead of Rich's wrapped table."""
+    root = logging.getLogger()
+    if root.level > logging.INFO and Settings.from_env().log_level == "WARNING":
+        root.setLevel(logging.INFO)
+    if not sys.stderr.isatty():
+        from rich.logging import RichHandler
+
+        for handler in [h for h in root.handlers if isinstance(h, RichHandler)]:
+            root.removeHandler(handler)
+        plain = logging.StreamHandler(sys.stderr)
+        plain.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(plain)
+
+
+# ---- keys
+
+
+KeysFileOption = Annotated[
+    Path | None, typer.Option("--keys-file", help="The keys file (default: INDEXTTS2_HOME/api-keys).")
+]
+
+
+def _keys_path(keys_file: Path | None) -> Path:
+    return (keys_file or _default_keys_file(Settings.from_env())).expanduser().resolve()
+
+
+@keys_app.command("add")
+def keys_add(
+    name: Annotated[str, typer.Argument(help="A name for the key (who or what uses it).")],
+    keys_file: KeysFileOption = None,
+) -> None:
+    """Create a key: prints it once (stdout); only its hash is stored."""
+    from indextts2.server.auth import add_key
+
+    path = _keys_path(keys_file)
+    _, key = add_key(path, name)
+    out.print(key, markup=False, highlight=False)
+    err.print(
+        f"added key {name!r} to {path}; it is shown only now. Serve with: "
+        f"indextts2 serve --api-keys-file {path}",
+        markup=False,
+        highlight=False,
+    )
+
+
+@keys_app.command("list")
+def keys_list(keys_file: KeysFileOption = None) -> None:
+    """List the keys' names and when they were made (never the keys)."""
+    from indextts2.server.auth import read_keys_file
+
+    path = _keys_path(keys_file)
+    records = read_keys_file(path)
+    table = Table(title=str(path))
+    table.add_column("name")
+    table.add_column("created")
+    table.add_column("hash")
+    for record in records:
+        table.add_row(record.name, record.created, record.digest[:19] + "…")
+    out.print(table)
+
+
+@keys_app.command("rm")
+def keys_rm(
+    name: Annotated[str, typer.Argument(help="The key to remove.")],
+    keys_file: KeysFileOption = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Say what would be removed, remove nothing.")] = False,
+) -> None:
+    """Remove a key; a running server refuses it from its next request on."""
+    from indextts2.server.auth import read_keys_file, remove_key
+
+    path = _keys_path(keys_file)
+    if not any(r.name == name for r in read_keys_file(path)):
+        raise ConfigError(f"there is no key named {name!r} in {path}")
+    if dry_run:
+        out.print(f"would remove key {name!r} from {path}", markup=False)
+        return
+    if not yes and not typer.confirm(f"remove key {name!r} from {path}?", err=True):
+        raise typer.Exit(1)
+    remove_key(path, name)
+    err.print(f"removed key {name!r}", markup=False)

@@ -1,0 +1,125 @@
+"""Access control, as one Litestar guard: the IP allow-list, API keys, HTTP Basic, rate limits.
+
+Route handlers say what they need through ``opt``:
+
+- ``opt={"public": True}``: no key needed (health checks, the schema, static assets);
+- ``opt={"web_page": True}``: public, unless the server asks browsers for HTTP Basic;
+- ``opt={"rate_limited": True}``: counts against the key's and the address's rate limits.
+
+Everything else needs a key whenever the server has keys. The allow-list applies to every route.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+
+from indextts2.server.auth import KeyRing, credentials_from_header
+from indextts2.server.config import ServerConfig
+from indextts2.server.errors import Forbidden, RateLimited, Unauthorized, UnsupportedMediaType
+from indextts2.server.limits import IpAllowList, RateLimiter
+
+__all__ = ["AccessControl", "access_guard", "multipart_only"]
+
+
+class AccessControl:
+    """The server's access rules, built once from its config."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.keys = KeyRing(plain_keys=config.api_keys, keys_file=config.api_keys_file)
+        self.allow_list = IpAllowList(config.allow_ips)
+        self.basic_auth = config.basic_auth
+        self.key_limiter = RateLimiter(config.rate_limit) if config.rate_limit else None
+        self.ip_limiter = RateLimiter(config.ip_rate_limit) if config.ip_rate_limit else None
+
+    @property
+    def needs_key(self) -> bool:
+        return self.keys.enabled
+
+    def check(
+        self,
+        *,
+        client: str | None,
+        authorization: str | None,
+        public: bool,
+        web_page: bool,
+        rate_limited: bool,
+    ) -> str | None:
+        """Admit a request or raise; returns the name of the key used (None without one).
+
+        Raises:
+            Forbidden: the address is not allowed.
+            Unauthorized: a key is needed and missing or wrong.
+            RateLimited: the key or the address is over its rate limit.
+        """
+        if not self.allow_list.allows(client):
+            raise Forbidden(f"address {client or 'unknown'} is not allowed to use this server (--allow-ip)")
+        key_name: str | None = None
+        if self.keys.enabled:
+            presented = credentials_from_header(authorization)
+            key_name = self.keys.authenticate(presented)
+            needs_key = not public and (not web_page or self.basic_auth)
+            if needs_key and key_name is None:
+                scheme = "Basic" if web_page else "Bearer"
+                if presented is None:
+                    raise Unauthorized(
+                        "this server needs an API key: send the header 'Authorization: Bearer <key>' "
+                        "(the web page has a field for it)",
+                        scheme=scheme,
+                    )
+                raise Unauthorized(
+                    "the API key is not valid; check it, or ask the operator for one", scheme=scheme
+                )
+        if rate_limited:
+            self._charge(key_name, client)
+        return key_name
+
+    def _charge(self, key_name: str | None, client: str | None) -> None:
+        address = client or "unknown"
+        if self.ip_limiter is not None:
+            wait = self.ip_limiter.acquire(address)
+            if wait > 0:
+                raise RateLimited(
+                    f"too many requests from {address} (limit {self.ip_limiter.limit}); "
+                    f"retry in {RateLimiter.retry_after_seconds(wait)} s",
+                    retry_after=wait,
+                )
+        if self.key_limiter is not None:
+            identity = f"key:{key_name}" if key_name else f"ip:{address}"
+            wait = self.key_limiter.acquire(identity)
+            if wait > 0:
+                who = f"key {key_name}" if key_name else address
+                raise RateLimited(
+                    f"too many requests for {who} (limit {self.key_limiter.limit}); "
+                    f"retry in {RateLimiter.retry_after_seconds(wait)} s",
+                    retry_after=wait,
+                )
+
+
+async def access_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """The app-wide guard: applies the app's :class:`AccessControl` to every route.
+
+    Async on purpose: Litestar runs synchronous guards on its thread pool, for every request.
+    """
+    access: AccessControl = connection.app.state.access
+    opt = handler.opt
+    client = connection.client.host if connection.client else None
+    connection.state.api_key_name = access.check(
+        client=client,
+        authorization=connection.headers.get("authorization"),
+        public=bool(opt.get("public")),
+        web_page=bool(opt.get("web_page")),
+        rate_limited=bool(opt.get("rate_limited")),
+    )
+
+
+async def multipart_only(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    """Guard of the form routes: refuse other encodings before reading the body, saying what to send."""
+    media_type = connection.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type != "multipart/form-data":
+        raise UnsupportedMediaType(
+            f"send this form as multipart/form-data (curl -F 'text=...' -F reference=@clip.wav), "
+            f"not {media_type or 'a body without Content-Type'}"
+        )

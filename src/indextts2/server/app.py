@@ -1,0 +1,160 @@
+"""The Litestar app factory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import anyio
+from litestar import Litestar, Router
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from indextts2.__about__ import __version__
+from indextts2.server.access import AccessControl, access_guard
+from indextts2.server.admission import Admission
+from indextts2.server.config import ServerConfig
+from indextts2.server.docs import OfflineDocsPlugin
+from indextts2.server.errors import exception_handlers
+from indextts2.server.metrics import Metrics, metrics_middleware
+from indextts2.server.routes import route_handlers
+from indextts2.server.speech import SpeechService
+from indextts2.server.voices import VoiceStore
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger(__name__)
+
+Loader = Callable[[ServerConfig], Any]
+
+_DESCRIPTION = (
+    "IndexTTS2 speech over HTTP: `/v1/tts` (multipart, streaming), `/v1/audio/speech` (OpenAI-compatible), "
+    "saved voices under `/v1/voices`. Send `Authorization: Bearer <key>` when the server has keys. Every "
+    'error is JSON: `{"error": {"code": ..., "message": ...}}`.'
+)
+
+
+def _default_voices_dir(config: ServerConfig) -> Any:
+    from indextts2.settings import Settings
+
+    return Settings.from_env().home / "voices"
+
+
+def create_app(
+    config: ServerConfig,
+    synthesizer: Any | None = None,
+    *,
+    loader: Loader | None = None,
+) -> Litestar:
+    """Build the server's app.
+
+    Args:
+        config: the server's configuration.
+        synthesizer: a loaded Synthesizer to serve (the app closes it on shutdown only if it loaded it).
+        loader: with no ``synthesizer``, a function that loads one from the config; it runs in the
+            background on the GPU worker thread at startup (``/readyz`` answers 503 until it is done).
+            With neither, the app serves everything but synthesis (503 until a synthesizer is set).
+
+    Returns:
+        The Litestar app; its lifespan starts the GPU worker and loads the voice store.
+    """
+    metrics = Metrics()
+    admission = Admission(max_queue=config.max_queue, workers=config.gpu_workers)
+    voices = VoiceStore(config.voices_dir or _default_voices_dir(config), cache_size=config.voice_cache_size)
+    speech = SpeechService(config=config, synthesizer=synthesizer, admission=admission, voices=voices)
+    access = AccessControl(config)
+    metrics.bind_admission(lambda: admission.queued, lambda: admission.in_flight)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(voices.load)
+        admission.start()
+        loading: asyncio.Task[None] | None = None
+        if speech.synthesizer is None and loader is not None:
+            loading = asyncio.create_task(_load(speech, loader, metrics))
+        elif speech.synthesizer is not None:
+            metrics.ready.set(1)
+        try:
+            yield
+        finally:
+            metrics.ready.set(0)
+            if loading is not None and not loading.done():
+                loading.cancel()
+            await admission.stop(grace=config.grace_period)
+            if loading is not None and speech.synthesizer is not None:
+                close = getattr(speech.synthesizer, "close", None)
+                if close is not None:
+                    close()
+            logger.info("server stopped")
+
+    cors = (
+        CORSConfig(
+            allow_origins=list(config.cors_origins),
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["Retry-After", "X-Sample-Rate", "X-Audio-Duration"],
+        )
+        if config.cors_origins
+        else None
+    )
+    openapi = OpenAPIConfig(
+        title="indextts2",
+        version=__version__,
+        description=_DESCRIPTION,
+        render_plugins=[OfflineDocsPlugin(path="/"), SwaggerRenderPlugin(path="/swagger")],
+        openapi_router=Router("/docs", route_handlers=[], include_in_schema=False, opt={"public": True}),
+        components=Components(security_schemes={"apiKey": SecurityScheme(type="http", scheme="bearer")}),
+        security=[{"apiKey": []}],
+    )
+    return Litestar(
+        route_handlers=route_handlers(),
+        lifespan=[lifespan],
+        state=State({"speech": speech, "metrics": metrics, "access": access}),
+        dependencies={
+            "speech": Provide(_provide_speech, sync_to_thread=False),
+            "metrics": Provide(_provide_metrics, sync_to_thread=False),
+            "access": Provide(_provide_access, sync_to_thread=False),
+        },
+        guards=[access_guard],
+        middleware=[metrics_middleware(metrics)],
+        exception_handlers=exception_handlers(),
+        cors_config=cors,
+        openapi_config=openapi,
+        request_max_body_size=config.max_upload_bytes,
+        logging_config=None,
+        debug=False,
+    )
+
+
+async def _load(speech: SpeechService, loader: Loader, metrics: Metrics) -> None:
+    """Load the synthesizer on the GPU worker thread (the thread that will use it)."""
+    config = speech.config
+    logger.info("loading model %s on %s", config.model, config.device)
+    try:
+        synthesizer = await speech.admission.call(lambda: loader(config), timeout=None)
+    except Exception as exc:  # noqa: BLE001 - reported here and by /readyz; the server stays alive
+        speech.load_error = exc
+        logger.error("cannot load model %s: %s", config.model, exc)
+        return
+    speech.synthesizer = synthesizer
+    metrics.ready.set(1)
+    logger.info("model %s is loaded; serving", speech.model_id)
+
+
+def _provide_speech(state: State) -> SpeechService:
+    return state.speech
+
+
+def _provide_metrics(state: State) -> Metrics:
+    return state.metrics
+
+
+def _provide_access(state: State) -> AccessControl:
+    return state.access

@@ -1,0 +1,193 @@
+"""HTTP errors of the server and the one place that turns every error into a JSON answer.
+
+Every answer for an error has the body ``{"error": {"code": ..., "message": ...}}``; the message says
+what to fix. Library errors (:class:`IndexTTS2Error`) carry their own ``http_status`` and ``code``;
+Litestar's own errors (unknown route, validation, oversize body) are mapped here too, so a client never
+sees a different shape, and user input never produces a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from indextts2.errors import IndexTTS2Error, Overloaded
+
+__all__ = [
+    "ClientDisconnected",
+    "Conflict",
+    "Forbidden",
+    "GatewayTimeout",
+    "NotReady",
+    "PayloadTooLarge",
+    "RateLimited",
+    "Unauthorized",
+    "UnsupportedMediaType",
+    "error_body",
+    "exception_handlers",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class Unauthorized(IndexTTS2Error):
+    """No API key, or a key the server does not know. ``scheme`` goes into WWW-Authenticate."""
+
+    http_status = 401
+    code = "unauthorized"
+
+    def __init__(self, message: str, *, scheme: str = "Bearer") -> None:
+        super().__init__(message)
+        self.scheme = scheme
+
+
+class Forbidden(IndexTTS2Error):
+    """The client's address is not on the allow-list."""
+
+    http_status = 403
+    code = "forbidden"
+
+
+class ClientDisconnected(IndexTTS2Error):
+    """The client closed the connection before its audio was ready (nginx's 499)."""
+
+    http_status = 499
+    code = "client_closed_request"
+
+
+class Conflict(IndexTTS2Error):
+    """The request clashes with what is stored (a voice name already taken)."""
+
+    http_status = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(IndexTTS2Error):
+    """The request body is larger than the server accepts."""
+
+    http_status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(IndexTTS2Error):
+    """The body is not in the encoding the route reads."""
+
+    http_status = 415
+    code = "unsupported_media_type"
+
+
+class RateLimited(Overloaded):
+    """This key or address sent more requests than its rate limit allows."""
+
+    code = "rate_limited"
+
+
+class NotReady(IndexTTS2Error):
+    """The model is not loaded (yet), or the server is shutting down."""
+
+    http_status = 503
+    code = "not_ready"
+
+
+class GatewayTimeout(IndexTTS2Error):
+    """The request did not finish within the server's per-request timeout."""
+
+    http_status = 504
+    code = "timeout"
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def _json_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response[Any]:
+    return Response(
+        content=error_body(code, message),
+        status_code=status,
+        media_type=MediaType.JSON,
+        headers=headers or {},
+    )
+
+
+def _retry_after_header(seconds: float) -> dict[str, str]:
+    return {"Retry-After": str(max(1, math.ceil(seconds)))}
+
+
+def _library_error(request: Request[Any, Any, Any], exc: IndexTTS2Error) -> Response[Any]:
+    headers: dict[str, str] = {}
+    if isinstance(exc, Overloaded):
+        headers.update(_retry_after_header(exc.retry_after))
+    if isinstance(exc, Unauthorized):
+        headers["WWW-Authenticate"] = f'{exc.scheme} realm="indextts2"'
+    if exc.http_status >= 500:
+        logger.error("%s %s: %s", request.method, request.url.path, exc)
+    return _json_error(exc.http_status, exc.code, exc.message, headers)
+
+
+def _validation_message(exc: ValidationException) -> str:
+    problems: list[str] = []
+    if isinstance(exc.extra, list):
+        for item in exc.extra:
+            if isinstance(item, dict):
+                key = item.get("key")
+                text = item.get("message", "invalid value")
+                problems.append(f"{key}: {text}" if key else str(text))
+    if problems:
+        return "invalid request: " + "; ".join(problems) + " (see /docs for the fields)"
+    return f"invalid request: {exc.detail} (see /docs for the fields)"
+
+
+_CODES_BY_STATUS = {
+    400: "invalid_input",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    status = exc.status_code
+    if isinstance(exc, ValidationException):
+        return _json_error(400, "invalid_input", _validation_message(exc))
+    if status == 413:
+        limit = request.route_handler.resolve_request_max_body_size()
+        limit_text = f" of {limit / 2**20:.3g} MiB" if isinstance(limit, int) else ""
+        message = (
+            f"the request body is larger than the limit{limit_text}; send a shorter or compressed "
+            "clip (flac, opus, mp3), or ask the operator to raise --max-upload-mb"
+        )
+        return _json_error(413, "payload_too_large", message)
+    if status == 404:
+        message = f"no route {request.url.path}; see /docs for the API"
+    elif status == 405:
+        message = f"{request.method} is not allowed on {request.url.path}; see /docs for the API"
+    elif status == 400:
+        message = f"{exc.detail}; see /docs for what this route reads"
+    else:
+        message = str(exc.detail)
+    headers = dict(exc.headers or {})
+    if status >= 500:
+        logger.error("%s %s: %s", request.method, request.url.path, exc.detail)
+    return _json_error(status, _CODES_BY_STATUS.get(status, "http_error"), message, headers)
+
+
+def _unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    logger.exception("unexpected error in %s %s", request.method, request.url.path, exc_info=exc)
+    return _json_error(500, "internal_error", "the server failed unexpectedly; the log has the details")
+
+
+def exception_handlers() -> dict[int | type[Exception], Any]:
+    """The app's exception handlers: library errors, Litestar's HTTP errors, everything else."""
+    return {
+        IndexTTS2Error: _library_error,
+        HTTPException: _http_error,
+        Exception: _unexpected_error,
+    }

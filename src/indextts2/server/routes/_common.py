@@ -1,0 +1,67 @@
+"""What the speech routes share: running a synthesis and answering with audio."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import anyio
+from litestar import Request, Response
+from litestar.di import NamedDependency
+from litestar.response import Stream
+
+from indextts2.audio import content_type
+from indextts2.server.access import AccessControl
+from indextts2.server.metrics import Metrics
+from indextts2.server.requests import SpeechRequest
+from indextts2.server.speech import SpeechService
+from indextts2.server.streaming import SynthesisRun, audio_bytes, collect_audio, encode_audio, sse_events
+
+__all__ = ["AUDIO_RESPONSES", "Access", "MetricsDep", "Speech", "audio_media_type", "speak"]
+
+# The app's services, injected by name (see app.py's dependencies).
+Speech = NamedDependency[SpeechService]
+MetricsDep = NamedDependency[Metrics]
+Access = NamedDependency[AccessControl]
+
+# OpenAPI: what a speech route answers besides audio.
+AUDIO_RESPONSES: dict[str, str] = {
+    "400": "bad input; the JSON error says what to fix",
+    "401": "missing or wrong API key",
+    "404": "unknown voice or model",
+    "413": "upload too large",
+    "429": "queue full or rate limited (Retry-After says when to try again)",
+    "504": "the request took longer than the server's limit",
+}
+
+
+def audio_media_type(format: str, sample_rate: int) -> str:
+    if format == "pcm":
+        return f"audio/L16;rate={sample_rate};channels=1"
+    return content_type(format)  # type: ignore[arg-type]
+
+
+async def speak(
+    request: Request[Any, Any, Any],
+    speech: SpeechService,
+    metrics: Metrics,
+    parsed: SpeechRequest,
+    *,
+    sse: bool = False,
+) -> Response[Any]:
+    """Run a synthesis and answer with its audio: streamed (wav/pcm), as events, or as a whole file.
+
+    The first chunk is awaited before the response starts, so errors are still 4xx JSON.
+    """
+    run = SynthesisRun(speech.start(parsed), metrics, target_rate=parsed.sample_rate)
+    await run.start()
+    headers = {"X-Sample-Rate": str(run.sample_rate), "Cache-Control": "no-store"}
+    if sse:
+        return Stream(sse_events(run, parsed.format), media_type="text/event-stream", headers=headers)
+    media_type = audio_media_type(parsed.format, run.sample_rate)
+    if parsed.stream:
+        return Stream(audio_bytes(run, parsed.format), media_type=media_type, headers=headers)
+    audio = await collect_audio(run, request.receive)
+    data = await anyio.to_thread.run_sync(functools.partial(encode_audio, audio, parsed.format))
+    headers["X-Audio-Duration"] = f"{audio.duration:.3f}"
+    return Response(content=data, media_type=media_type, headers=headers)

@@ -1,0 +1,48 @@
+"""``POST /v1/audio/speech``: OpenAI's speech API, so that OpenAI clients work unchanged.
+
+``voice`` names a saved voice (id or name, or ``{"id": ...}``); ``instructions`` is read as the emotion
+in words; ``speed`` goes to the synthesis options. pcm is 16-bit mono at 24 kHz, as OpenAI sends it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response, post
+from litestar.params import JSONBody
+
+from indextts2.errors import ModelNotFound
+from indextts2.server.requests import OpenAISpeechBody, parse_openai_body
+from indextts2.server.routes._common import MetricsDep, Speech, speak
+
+__all__ = ["HANDLERS", "openai_speech"]
+
+
+def served_models(speech: Speech) -> list[str]:
+    """The model names the API answers to: the loaded model and the configured aliases."""
+    return list(dict.fromkeys([speech.model_id, *speech.config.model_aliases]))
+
+
+@post(
+    "/v1/audio/speech",
+    opt={"rate_limited": True},
+    tags=["openai"],
+    summary="OpenAI-compatible speech",
+    description=(
+        "The body of OpenAI's `audio.speech.create`. `voice` is the id or name of a saved voice; "
+        "`instructions` describes the emotion in words. `stream_format=sse` sends "
+        "`speech.audio.delta` events with base64 audio and a final `speech.audio.done`."
+    ),
+    status_code=200,
+)
+async def openai_speech(
+    request: Request[Any, Any, Any], speech: Speech, metrics: MetricsDep, data: JSONBody[OpenAISpeechBody]
+) -> Response[Any]:
+    parsed, sse = parse_openai_body(data, max_text_chars=speech.config.max_text_chars)
+    models = served_models(speech)
+    if data.model not in models:
+        raise ModelNotFound(f"model {data.model!r} is not served here; use one of {', '.join(models)}")
+    return await speak(request, speech, metrics, parsed, sse=sse)
+
+
+HANDLERS = [openai_speech]

@@ -1,0 +1,74 @@
+"""Operations: liveness, readiness, models, server facts for clients, Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Response, get
+from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+
+from indextts2.__about__ import __version__
+from indextts2.audio import FORMATS
+from indextts2.server.errors import error_body
+from indextts2.server.metrics import CONTENT_TYPE
+from indextts2.server.requests import STREAMABLE_FORMATS, emotion_names, option_names
+from indextts2.server.routes._common import Access, MetricsDep, Speech
+from indextts2.server.routes.openai import served_models
+
+__all__ = ["HANDLERS"]
+
+
+@get("/healthz", opt={"public": True}, tags=["operations"], summary="Liveness (no key needed)")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/readyz", opt={"public": True}, tags=["operations"], summary="Readiness: the model is loaded")
+async def readyz(speech: Speech) -> Response[dict[str, Any]]:
+    if speech.ready and speech.admission.stats().workers:
+        return Response({"status": "ready", "model": speech.model_id}, status_code=HTTP_200_OK)
+    message = (
+        f"the model could not be loaded: {speech.load_error}"
+        if speech.load_error is not None
+        else "the model is not loaded yet"
+    )
+    return Response(error_body("not_ready", message), status_code=HTTP_503_SERVICE_UNAVAILABLE)
+
+
+@get("/v1/models", tags=["openai"], summary="Models served (OpenAI's list format)")
+async def list_models(speech: Speech) -> dict[str, Any]:
+    return {
+        "object": "list",
+        "data": [{"id": name, "object": "model", "owned_by": "indextts2"} for name in served_models(speech)],
+    }
+
+
+@get(
+    "/v1/info", opt={"public": True}, tags=["operations"], summary="What this server accepts (no key needed)"
+)
+async def info(speech: Speech, access: Access) -> dict[str, Any]:
+    config = speech.config
+    ready = speech.ready
+    return {
+        "version": __version__,
+        "model": speech.model_id,
+        "ready": ready,
+        "auth_required": access.needs_key,
+        "basic_auth": access.basic_auth,
+        "max_text_chars": config.max_text_chars,
+        "max_upload_mb": config.max_upload_mb,
+        "max_reference_seconds": config.max_reference_seconds,
+        "formats": list(FORMATS),
+        "stream_formats": list(STREAMABLE_FORMATS),
+        "emotions": list(emotion_names()) if ready else [],
+        "options": list(option_names()) if ready else [],
+        "sample_rate": int(getattr(speech.synthesizer, "sample_rate", 0) or 0),
+    }
+
+
+@get("/metrics", tags=["operations"], summary="Prometheus metrics", media_type=CONTENT_TYPE)
+async def metrics_route(metrics: MetricsDep) -> Response[bytes]:
+    return Response(content=metrics.render(), media_type=CONTENT_TYPE)
+
+
+HANDLERS = [healthz, readyz, list_models, info, metrics_route]

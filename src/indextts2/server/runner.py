@@ -1,0 +1,147 @@
+"""Running the app under uvicorn: the model loader, the pidfile, signals and a clean exit."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import uvicorn
+
+from indextts2.errors import ConfigError, IndexTTS2Error
+from indextts2.server.app import create_app
+from indextts2.server.config import ServerConfig, is_loopback_host
+from indextts2.server.process import Pidfile
+
+__all__ = ["load_synthesizer", "serve"]
+
+logger = logging.getLogger(__name__)
+
+
+def load_synthesizer(config: ServerConfig) -> Any:
+    """The Synthesizer the server uses (runs on the GPU worker thread at startup)."""
+    from indextts2 import Synthesizer  # issue 8
+
+    return Synthesizer.from_pretrained(config.model, device=config.device)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling the log where it listens once the sockets are bound."""
+
+    def __init__(self, config: uvicorn.Config, *, on_started: Callable[[list[str]], None]) -> None:
+        super().__init__(config)
+        self._on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.should_exit:
+            return
+        addresses = []
+        for server in getattr(self, "servers", []):
+            for bound in server.sockets:
+                host, port = bound.getsockname()[:2]
+                addresses.append(f"http://{'[' + host + ']' if ':' in host else host}:{port}")
+        self._on_started(addresses)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # uvicorn re-raises a captured SIGTERM after its graceful shutdown, so the process would die
+        # "killed by SIGTERM"; SIGTERM is how a service is stopped, so after a clean stop we exit 0.
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                captured = getattr(self, "_captured_signals", None)
+                if isinstance(captured, list):
+                    captured[:] = [s for s in captured if s != signal.SIGTERM]
+
+
+def serve(
+    config: ServerConfig,
+    *,
+    replace: bool = False,
+    loader: Callable[[ServerConfig], Any] | None = None,
+    forwarded_allow_ips: str | None = None,
+    access_log: bool = True,
+) -> None:
+    """Serve until SIGTERM or SIGINT, then finish in-flight work within the grace period.
+
+    Args:
+        config: the server's configuration; ``config.pidfile`` must be set.
+        replace: stop the server recorded in the pidfile first, and take over its port.
+        loader: loads the Synthesizer (default :func:`load_synthesizer`); runs in the background.
+        forwarded_allow_ips: proxies trusted for X-Forwarded-For (uvicorn's setting; default 127.0.0.1).
+        access_log: log one line per request.
+
+    Raises:
+        ConfigError: an exposed bind without keys, another server running, an unusable pidfile.
+        IndexTTS2Error: the model could not be loaded.
+    """
+    config.check_exposure()
+    if not is_loopback_host(config.host) and not config.needs_key:
+        logger.warning(
+            "listening on %s with NO API key (--insecure): anyone who reaches this port can use the GPU",
+            config.host,
+        )
+    if config.pidfile is None:
+        raise ConfigError("serve needs a pidfile path in its config")
+    pidfile = Pidfile(config.pidfile)
+    pidfile.claim(replace=replace, wait_seconds=config.grace_period)
+
+    load_failure: list[BaseException] = []
+    server_ref: list[_Server] = []
+    chosen_loader = loader or load_synthesizer
+
+    def guarded_loader(server_config: ServerConfig) -> Any:
+        try:
+            return chosen_loader(server_config)
+        except Exception as exc:
+            load_failure.append(exc)
+            if server_ref:
+                server_ref[0].should_exit = True
+            raise
+
+    app = create_app(config, loader=guarded_loader)
+    uvicorn_config = uvicorn.Config(
+        app,
+        host=config.host,
+        port=config.port,
+        log_config=None,
+        access_log=access_log,
+        lifespan="on",
+        timeout_graceful_shutdown=max(1, int(config.grace_period)),
+        proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips,
+        server_header=False,
+    )
+
+    def started(addresses: list[str]) -> None:
+        for address in addresses:
+            logger.warning("indextts2 serving on %s (web page /, API docs /docs)", address)
+
+    server = _Server(uvicorn_config, on_started=started)
+    server_ref.append(server)
+    try:
+        server.run()
+    except SystemExit:  # uvicorn exits this way when it cannot bind
+        raise ConfigError(
+            f"the server could not start on {config.host}:{config.port}: "
+            "is the port in use? (see the log above)"
+        ) from None
+    finally:
+        pidfile.release()
+    if load_failure:
+        failure = load_failure[0]
+        if isinstance(failure, IndexTTS2Error):
+            raise failure
+        raise IndexTTS2Error(f"cannot load model {config.model}: {failure}") from failure
+    if not server.started:
+        raise ConfigError(
+            f"the server could not start on {config.host}:{config.port}: "
+            "is the port in use? (see the log above)"
+        )
+    logger.warning("server stopped (pid %d)", os.getpid())

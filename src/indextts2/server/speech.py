@@ -1,0 +1,133 @@
+"""The speech service: what the routes call. It owns no HTTP and no model logic.
+
+It resolves voices, builds GPU jobs that call the Synthesizer exactly as its contract says (on the
+admission's worker thread, never on the event loop) and hands back tickets of audio chunks.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import anyio
+
+from indextts2.errors import InvalidInput
+from indextts2.server.admission import Admission, Ticket
+from indextts2.server.config import ServerConfig
+from indextts2.server.errors import NotReady
+from indextts2.server.requests import SpeechRequest, build_emotion, build_options, check_reference_length
+from indextts2.server.voices import VoiceRecord, VoiceStore
+
+__all__ = ["SpeechService"]
+
+logger = logging.getLogger(__name__)
+
+
+class SpeechService:
+    """Synthesis and voices for the routes, in front of one Synthesizer behind one admission."""
+
+    def __init__(
+        self,
+        *,
+        config: ServerConfig,
+        synthesizer: Any | None,
+        admission: Admission,
+        voices: VoiceStore,
+    ) -> None:
+        self.config = config
+        self.synthesizer = synthesizer
+        self.admission = admission
+        self.voices = voices
+        self.load_error: BaseException | None = None
+        """Why loading the model failed, when it did."""
+
+    @property
+    def ready(self) -> bool:
+        return self.synthesizer is not None
+
+    @property
+    def model_id(self) -> str:
+        return str(getattr(self.synthesizer, "model_id", self.config.model))
+
+    def _synthesizer(self) -> Any:
+        if self.synthesizer is None:
+            if self.load_error is not None:
+                raise NotReady(f"the model could not be loaded: {self.load_error}")
+            raise NotReady("the model is not loaded yet; try again when /readyz answers 200")
+        return self.synthesizer
+
+    # ---- voices (the conditioning runs on the GPU worker)
+
+    def _encode_reference(self, data: bytes, name: str) -> Any:
+        """Decode and encode a reference clip (blocking; GPU worker only)."""
+        check_reference_length(data, name=name, max_seconds=self.config.max_reference_seconds)
+        return self._synthesizer().voice(data)
+
+    def _saved_voice(self, record: VoiceRecord) -> Any:
+        """The conditioning of a saved voice, from memory or encoded again (GPU worker only)."""
+        voice = self.voices.cached_conditioning(record.id)
+        if voice is None:
+            voice = self._encode_reference(self.voices.reference_bytes(record.id), record.filename)
+            self.voices.remember_conditioning(record.id, voice)
+        return voice
+
+    async def create_voice(
+        self, *, reference: bytes, filename: str, name: str | None
+    ) -> tuple[VoiceRecord, bool]:
+        """Encode a reference once and save it; returns (record, created)."""
+        synthesizer = self._synthesizer()
+        voice = await self.admission.call(
+            functools.partial(self._encode_reference, reference, filename),
+            timeout=self.config.request_timeout,
+        )
+        record, created = await anyio.to_thread.run_sync(
+            functools.partial(
+                self.voices.save,
+                voice_id=str(voice.id),
+                reference=reference,
+                filename=filename,
+                name=name,
+                duration=float(voice.duration),
+                model_id=str(getattr(voice, "model_id", synthesizer.model_id)),
+            )
+        )
+        self.voices.remember_conditioning(record.id, voice)
+        return record, created
+
+    # ---- synthesis
+
+    def start(self, request: SpeechRequest) -> Ticket[Any]:
+        """Queue a synthesis; its ticket yields the Synthesizer's AudioChunks.
+
+        Quick checks (an unknown saved voice, the server not ready) raise here; the Synthesizer's own
+        validation runs first thing on the worker and comes out of the ticket before any audio.
+
+        Raises:
+            VoiceNotFound, InvalidInput, Overloaded, NotReady.
+        """
+        synthesizer = self._synthesizer()
+        record = self.voices.get(request.voice) if request.voice else None
+        config = self.config
+
+        def job() -> Iterator[Any]:
+            if record is not None:
+                voice = self._saved_voice(record)
+            elif request.reference is not None:
+                voice = self._encode_reference(request.reference, request.reference_name)
+            else:
+                raise InvalidInput("say whose voice to use: a saved voice, or a reference clip")
+            synthesizer.check_voice(voice)
+            emotion = build_emotion(request.emotion, max_seconds=config.max_reference_seconds)
+            options = build_options(request.options)
+            synthesizer.validate(
+                request.text,
+                voice=voice,
+                emotion=emotion,
+                options=options,
+                max_text_chars=config.max_text_chars,
+            )
+            yield from synthesizer.stream(request.text, voice=voice, emotion=emotion, options=options)
+
+        return self.admission.submit(job, timeout=config.request_timeout)

@@ -1,0 +1,253 @@
+"""Saved voices: reference clips stored on disk under ``--voices-dir``, their conditioning in memory.
+
+Layout, one directory per voice, named by the voice id (the Synthesizer's content hash of the decoded
+reference, 64 hex digits, so the same recording always gets the same id)::
+
+    voices/
+      <id>/meta.json          what the API shows: id, name, created, duration, file name, size, consent
+      <id>/reference.<ext>    the uploaded bytes, as they came
+
+A voice is written into a temporary directory beside the others and renamed into place, so a crash
+never leaves half a voice, and a restart finds every voice that was acknowledged. Ids and names are
+validated before any path is built from them: no request can name a file outside the store.
+The conditioning (the encoded reference) is not stored: it depends on the loaded model, and is computed
+again on first use after a restart, then kept in a small in-memory LRU cache.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from indextts2.errors import InvalidInput, StoreError, VoiceNotFound
+from indextts2.server.errors import Conflict
+
+__all__ = ["VoiceRecord", "VoiceStore", "is_voice_id"]
+
+logger = logging.getLogger(__name__)
+
+_ID_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
+_AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".oga", ".webm", ".m4a"}
+_META = "meta.json"
+
+
+def is_voice_id(text: str) -> bool:
+    """Whether ``text`` has the form of a voice id (64 lowercase hex digits)."""
+    return bool(_ID_PATTERN.match(text))
+
+
+def check_voice_name(name: str) -> str:
+    if not _NAME_PATTERN.match(name) or is_voice_id(name):
+        raise InvalidInput(
+            f"voice name {name!r} is not allowed; use 1-64 letters, digits, spaces, '-', '_' or '.', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class VoiceRecord:
+    """A saved voice as the API shows it."""
+
+    id: str
+    name: str | None
+    created: str
+    duration: float
+    model_id: str
+    filename: str
+    size: int
+    consent: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class VoiceStore:
+    """The saved voices of one server. Thread-safe; call its blocking methods off the event loop."""
+
+    def __init__(self, root: Path, *, cache_size: int = 64) -> None:
+        self.root = root
+        self._records: dict[str, VoiceRecord] = {}
+        self._lock = threading.Lock()
+        self._conditioning: OrderedDict[str, Any] = OrderedDict()
+        self._cache_size = cache_size
+
+    # ---- disk
+
+    def load(self) -> None:
+        """Create the directory if needed and read every saved voice (broken entries are skipped)."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the voices directory {self.root}: {exc.strerror}") from exc
+        records: dict[str, VoiceRecord] = {}
+        for entry in sorted(self.root.iterdir()):
+            if entry.name.startswith(".tmp-"):
+                shutil.rmtree(entry, ignore_errors=True)  # left by a crash during a write
+                continue
+            if not (entry.is_dir() and is_voice_id(entry.name)):
+                continue
+            try:
+                meta = json.loads((entry / _META).read_text(encoding="utf-8"))
+                record = VoiceRecord(**meta)
+            except (OSError, ValueError, TypeError) as exc:
+                logger.warning("skipping voice %s: unreadable %s (%s)", entry.name, _META, exc)
+                continue
+            if record.id != entry.name:
+                logger.warning("skipping voice %s: its %s names id %s", entry.name, _META, record.id)
+                continue
+            records[record.id] = record
+        with self._lock:
+            self._records = records
+        logger.info("voice store %s: %d voice(s)", self.root, len(records))
+
+    def save(
+        self,
+        *,
+        voice_id: str,
+        reference: bytes,
+        filename: str,
+        name: str | None,
+        duration: float,
+        model_id: str,
+    ) -> tuple[VoiceRecord, bool]:
+        """Store a voice; returns (record, created). The same id stored again returns the stored record.
+
+        Raises:
+            Conflict: ``name`` belongs to another voice.
+            StoreError: the disk refused (full, read-only...).
+        """
+        if not is_voice_id(voice_id):
+            raise StoreError(f"the synthesizer produced a malformed voice id {voice_id!r}")
+        if name is not None:
+            check_voice_name(name)
+        with self._lock:
+            existing = self._records.get(voice_id)
+            if existing is not None:
+                return existing, False
+            holder = self._by_name(name) if name else None
+            if holder is not None:
+                raise Conflict(
+                    f"the voice name {name!r} is taken by voice {holder.id}; delete that voice or pick "
+                    "another name"
+                )
+            suffix = Path(filename).suffix.lower()
+            record = VoiceRecord(
+                id=voice_id,
+                name=name,
+                created=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                duration=round(float(duration), 3),
+                model_id=model_id,
+                filename=Path(filename).name[:200] or "reference",
+                size=len(reference),
+            )
+            reference_name = "reference" + (suffix if suffix in _AUDIO_SUFFIXES else ".bin")
+            self._write(record, reference_name, reference)
+            self._records[voice_id] = record
+        return record, True
+
+    def _write(self, record: VoiceRecord, reference_name: str, reference: bytes) -> None:
+        try:
+            staging = Path(tempfile.mkdtemp(prefix=".tmp-", dir=self.root))
+            try:
+                for file_name, data in (
+                    (reference_name, reference),
+                    (_META, json.dumps(record.to_json(), indent=2).encode("utf-8")),
+                ):
+                    with open(staging / file_name, "wb") as stream:
+                        stream.write(data)
+                        stream.flush()
+                        os.fsync(stream.fileno())
+                os.rename(staging, self.root / record.id)
+            except BaseException:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+        except OSError as exc:
+            raise StoreError(f"cannot save voice {record.id} in {self.root}: {exc.strerror}") from exc
+
+    def delete(self, voice_id: str) -> VoiceRecord:
+        """Remove a saved voice; returns what was removed.
+
+        Raises:
+            VoiceNotFound: there is no such voice.
+        """
+        record = self.get(voice_id)
+        with self._lock:
+            self._records.pop(record.id, None)
+            self._conditioning.pop(record.id, None)
+            graveyard = self.root / f".tmp-deleted-{record.id}"
+            try:
+                os.rename(self.root / record.id, graveyard)  # atomic: gone for good, or still whole
+            except OSError as exc:
+                self._records[record.id] = record
+                raise StoreError(f"cannot delete voice {record.id}: {exc.strerror}") from exc
+        shutil.rmtree(graveyard, ignore_errors=True)
+        return record
+
+    def reference_bytes(self, voice_id: str) -> bytes:
+        """The stored reference clip of a voice."""
+        record = self.get(voice_id)
+        directory = self.root / record.id
+        for candidate in sorted(directory.glob("reference.*")):
+            return candidate.read_bytes()
+        raise VoiceNotFound(f"voice {record.id} has lost its reference clip; delete it and upload it again")
+
+    # ---- lookups
+
+    def records(self) -> list[VoiceRecord]:
+        with self._lock:
+            return sorted(self._records.values(), key=lambda r: (r.created, r.id))
+
+    def _by_name(self, name: str) -> VoiceRecord | None:
+        return next((r for r in self._records.values() if r.name == name), None)
+
+    def get(self, id_or_name: str) -> VoiceRecord:
+        """The voice with this id or name.
+
+        Raises:
+            InvalidInput: the text is neither a voice id nor a possible name.
+            VoiceNotFound: no saved voice has it.
+        """
+        key = id_or_name.strip()
+        if not is_voice_id(key) and not _NAME_PATTERN.match(key):
+            raise InvalidInput(
+                f"{id_or_name[:80]!r} is not a voice id (64 hex digits) or a voice name; "
+                "list the saved voices with GET /v1/voices"
+            )
+        with self._lock:
+            record = self._records.get(key) if is_voice_id(key) else self._by_name(key)
+        if record is None:
+            raise VoiceNotFound(
+                f"there is no saved voice {key!r}; list them with GET /v1/voices, or upload a reference "
+                "with POST /v1/voices"
+            )
+        return record
+
+    # ---- conditioning cache (the Synthesizer's Voice objects)
+
+    def cached_conditioning(self, voice_id: str) -> Any | None:
+        with self._lock:
+            voice = self._conditioning.get(voice_id)
+            if voice is not None:
+                self._conditioning.move_to_end(voice_id)
+            return voice
+
+    def remember_conditioning(self, voice_id: str, voice: Any) -> None:
+        with self._lock:
+            if voice_id not in self._records:
+                return
+            self._conditioning[voice_id] = voice
+            self._conditioning.move_to_end(voice_id)
+            while len(self._conditioning) > self._cache_size:
+                self._conditioning.popitem(last=False)

@@ -1,0 +1,78 @@
+"""Fixtures of the server tests.
+
+THE SWITCH to the real Synthesizer (issue 8) happens in two places:
+- here, ``synthesizer``: return ``Synthesizer.from_pretrained("dummy:tiny")`` instead of the fake;
+- ``server_helpers.SERVE_COMMAND`` / ``MODEL_ARGS``: ``python -m indextts2`` with ``--model dummy:tiny``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from fake_synth import FakeSynthesizer, install_options  # noqa: E402
+from server_helpers import ServerProcess, tone  # noqa: E402
+
+install_options()
+
+from litestar.testing import TestClient  # noqa: E402
+
+from indextts2.server import ServerConfig, create_app  # noqa: E402
+
+
+@pytest.fixture
+def synthesizer() -> Any:
+    """The Synthesizer the in-process tests serve."""
+    return FakeSynthesizer()
+
+
+@pytest.fixture
+def reference_wav() -> bytes:
+    """A one-second reference clip, as WAV bytes."""
+    return tone(1.0).to_bytes("wav")
+
+
+@pytest.fixture
+def make_client(tmp_path: Path, synthesizer: Any) -> Iterator[Callable[..., TestClient[Any]]]:
+    """``make_client(**config_changes)``: a started TestClient on a fresh app and voices directory."""
+    clients: list[TestClient[Any]] = []
+
+    def make(*, synth: Any = synthesizer, **changes: Any) -> TestClient[Any]:
+        changes.setdefault("voices_dir", tmp_path / "voices")
+        client: TestClient[Any] = TestClient(create_app(ServerConfig(**changes), synth))
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: Callable[..., TestClient[Any]]) -> TestClient[Any]:
+    """A client of a server with the default config and no keys."""
+    return make_client()
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    started: list[ServerProcess] = []
+
+    def start(*args: str, env: dict[str, str] | None = None, wait: bool = True) -> ServerProcess:
+        server = ServerProcess(tmp_path, list(args), env=env)
+        started.append(server)
+        if wait:
+            server.wait_ready()
+        return server
+
+    yield start
+    for server in started:
+        server.kill()
