@@ -11,6 +11,7 @@ from typer.core import TyperGroup
 
 from indextts2.__about__ import __version__
 from indextts2.cli import doctor
+from indextts2.cli import text as text_command
 from indextts2.cli._console import err
 from indextts2.errors import IndexTTS2Error
 from indextts2.settings import Settings
@@ -98,6 +99,7 @@ def _configure_logging(level: str) -> None:
 
 
 app.command(name="doctor")(doctor.doctor)
+app.command(name="text")(text_command.text)
 
 
 def main() -> None:

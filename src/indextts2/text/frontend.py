@@ -35,6 +35,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_TEXT_CHARS = 10_000
+_EMPTY_MESSAGE = "the text is empty (or only whitespace and control characters); give some text"
 
 # C0 and C1 control characters except tab, newline and carriage return, and surrogate code points
 # (a str holding one did not come from valid UTF-8): neither can be spoken, and the FST runtime and
@@ -178,18 +179,22 @@ class TextFrontend:
             raise ModelNotFound("this text front end has no bpe.model; build it with a model to tokenize")
         return self.tokenizer
 
-    def check(self, text: str) -> str:
+    def check(self, text: str, *, allow_empty: bool = False) -> str:
         """Validate and clean one text: type, length limit, then :func:`sanitize`.
 
         Raises:
             InvalidInput: ``text`` is not a str.
             TextTooLong: it has more than ``max_text_chars`` characters.
+            EmptyText: nothing but whitespace is left (unless ``allow_empty``).
         """
         if not isinstance(text, str):
             raise InvalidInput(f"the text must be a string, got {type(text).__name__}")
         if len(text) > self.max_text_chars:
             raise TextTooLong(len(text), self.max_text_chars)
-        return sanitize(text)
+        cleaned = sanitize(text)
+        if not allow_empty and not cleaned.strip():
+            raise EmptyText(_EMPTY_MESSAGE)
+        return cleaned
 
     def normalize(self, text: str) -> str:
         """The official normalisation of ``text`` (no validation)."""
@@ -208,9 +213,10 @@ class TextFrontend:
         Raises:
             EmptyText: nothing is left to speak (unless ``allow_empty``).
             TextTooLong, InvalidInput: see :meth:`check`.
+            ModelNotFound: the front end has no bpe.model.
         """
         tokenizer = self._require_tokenizer()
-        cleaned = self.check(text)
+        cleaned = self.check(text, allow_empty=allow_empty)
         normalized = self.normalizer.normalize(cleaned)
         sp_input: str | None
         if not cleaned:
@@ -221,7 +227,7 @@ class TextFrontend:
             sp_input = space_cjk_and_upper_case(normalized)
         tokens = tokenizer.encode_pieces(sp_input or "")
         if not tokens and not allow_empty:
-            raise EmptyText("the text is empty (or only whitespace and control characters); give some text")
+            raise EmptyText(_EMPTY_MESSAGE)
         return TextAnalysis(
             text=text,
             language=self.normalizer.language(cleaned),

@@ -28,6 +28,9 @@ __all__ = [
     "PINYIN_TONE_PATTERN",
     "TECH_TERM_PATTERN",
     "Protected",
+    "find_annotations",
+    "find_names",
+    "find_tech_terms",
     "protect_annotations",
     "protect_names",
     "protect_pinyin",
@@ -53,9 +56,16 @@ _JQX_U = re.compile(r"([jqx])[uü](n|e|an)*(\d)", re.IGNORECASE)
 
 # Two or three runs of CJK ideographs joined by a middle dot or a dash (克里斯托弗·诺兰).
 NAME_PATTERN = re.compile(r"[\u4e00-\u9fff]+(?:[-·—][\u4e00-\u9fff]+){1,2}")
+# The same matches, found in linear time: a match can only begin where a run of ideographs begins
+# (its last run is greedy, so matches end at a run's end), and the look-behind stops the engine
+# from retrying every position of a long run.
+_NAME_FINDER = re.compile(r"(?<![\u4e00-\u9fff])[\u4e00-\u9fff]+(?:[-·—][\u4e00-\u9fff]+){1,2}")
 
 # A letter, then letters/digits, then one or more '-letters/digits' groups (GPT-5-Nano, F5-TTS).
 TECH_TERM_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)+")
+# Maximal hyphen-joined chains of letters and digits, each found once (linear time).
+_ALNUM_CHAIN = re.compile(r"(?<![A-Za-z0-9])[A-Za-z0-9]+(?:-[A-Za-z0-9]+)+")
+_LETTER = re.compile(r"[A-Za-z]")
 _HYPHEN_MARK = "<H>"
 _HYPHEN_MARK_WITH_SPACES = re.compile(r"\s*<H>\s*")
 
@@ -80,15 +90,48 @@ def _letters(index: int) -> str:
             return letters
 
 
+def find_annotations(text: str) -> list[tuple[int, int]]:
+    """(start, end) of every match of :data:`ANNOTATION_PATTERN`, left to right, in linear time.
+
+    The pattern is deterministic: from a '<', the reading part ends at the first '|', '>' or newline
+    (which must be a '|'), and the annotation at the next '>' or newline (which must be a '>'). The
+    regex engine finds the same spans but rescans the tail from every '<' when one is unclosed.
+    """
+    if "<" not in text or "|" not in text or ">" not in text:
+        return []
+    length = len(text)
+    next_stop = [length] * (length + 1)  # first index >= i holding '|', '>' or a newline
+    next_close = [length] * (length + 1)  # first index >= i holding '>' or a newline
+    for index in range(length - 1, -1, -1):
+        char = text[index]
+        next_stop[index] = index if char in "|>\n" else next_stop[index + 1]
+        next_close[index] = index if char in ">\n" else next_close[index + 1]
+    spans: list[tuple[int, int]] = []
+    index = text.find("<")
+    while index != -1:
+        bar = next_stop[index + 1]
+        if bar > index + 1 and bar < length and text[bar] == "|":
+            close = next_close[bar + 1]
+            if close > bar + 1 and close < length and text[close] == ">":
+                spans.append((index, close + 1))
+                index = text.find("<", close + 1)
+                continue
+        index = text.find("<", index + 1)
+    return spans
+
+
 def protect_annotations(text: str) -> tuple[str, Protected]:
     protected = Protected()
-
-    def replace(match: re.Match[str]) -> str:
+    parts: list[str] = []
+    last = 0
+    for start, end in find_annotations(text):
         key = f"{_ANNOTATION_MARK}{_letters(len(protected.spans))}{_ANNOTATION_MARK}"
-        protected.spans[key] = match.group(0)
-        return key
-
-    return ANNOTATION_PATTERN.sub(replace, text), protected
+        protected.spans[key] = text[start:end]
+        parts.append(text[last:start])
+        parts.append(key)
+        last = end
+    parts.append(text[last:])
+    return "".join(parts), protected
 
 
 def restore_annotations(text: str, protected: Protected) -> str:
@@ -129,9 +172,28 @@ def restore_pinyin(text: str, protected: Protected) -> str:
     return text
 
 
+def find_names(text: str) -> list[str]:
+    """Every match of :data:`NAME_PATTERN`, left to right (in linear time)."""
+    return _NAME_FINDER.findall(text)
+
+
+def find_tech_terms(text: str) -> list[str]:
+    """Every match of :data:`TECH_TERM_PATTERN`, left to right, in linear time.
+
+    In a maximal chain such as ``5G-TTS-2`` the pattern's one match starts at the first letter and
+    runs to the chain's end; it exists when a hyphen follows that letter.
+    """
+    terms = []
+    for chain in _ALNUM_CHAIN.finditer(text):
+        letter = _LETTER.search(chain.group())
+        if letter is not None and "-" in chain.group()[letter.start() :]:
+            terms.append(chain.group()[letter.start() :])
+    return terms
+
+
 def protect_names(text: str) -> tuple[str, Protected]:
     protected = Protected()
-    for index, name in enumerate(_distinct_longest_first(NAME_PATTERN.findall(text))):
+    for index, name in enumerate(_distinct_longest_first(find_names(text))):
         key = _placeholder("n", index)
         protected.spans[key] = name
         text = text.replace(name, key)
@@ -146,7 +208,7 @@ def restore_names(text: str, protected: Protected) -> str:
 
 def protect_tech_terms(text: str) -> tuple[str, bool]:
     """Hyphens of technical terms -> ``<H>``; returns the text and whether any term was found."""
-    terms = _distinct_longest_first(TECH_TERM_PATTERN.findall(text))
+    terms = _distinct_longest_first(find_tech_terms(text))
     for term in terms:
         text = text.replace(term, term.replace("-", _HYPHEN_MARK))
     return text, bool(terms)
