@@ -161,6 +161,13 @@ ZH_CLAUSES = st.sampled_from(
         "-5℃",
         "GPT",
         " ",
+        "M.V.P",
+        "x<=y",
+        "a×b",
+        '他说"好"',
+        "Dr. Smith.",
+        "A.I. is here",
+        "C:\\path",
     ]
 )
 ZH_JOINERS = st.sampled_from(["，", "。", "！", "？", "；", "、", "：", "\n", "", " "])
@@ -208,7 +215,8 @@ def test_run_on_text_is_cut_into_bounded_fst_calls(monkeypatch) -> None:
     monkeypatch.setattr(fst_module, "_fst", spy)
     assert apply_fst("1" * 2000, "zh")
     assert apply_fst("word " * 600, "en") == ("word " * 600).strip()
-    assert seen and max(seen) <= MAX_CHUNK_CHARS
+    assert seen
+    assert max(seen) <= MAX_CHUNK_CHARS
 
 
 def test_a_chunk_wetext_fails_on_is_kept_as_written() -> None:

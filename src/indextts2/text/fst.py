@@ -9,9 +9,8 @@ the one the whole-text call gives (tests compare the two):
 * Chinese: wetext only runs its FST when the text holds a digit. Then the cuts fall after sentence
   and clause punctuation (``。！？；，、：`` and newlines) that has no digit on either side; the
   grammar's multi-character tokens (numbers, dates, times, money, measures, scores, ``1，000``,
-  ``3：30``) need a digit there. A chunk made only of characters that the grammar always passes
-  through unchanged (Chinese characters, Latin letters, spaces and common punctuation, with no digit)
-  skips the FST: that is where the speed comes from.
+  ``3：30``) need a digit there. A chunk without a digit, math operator, quote or backslash, which
+  the grammar would pass through unchanged, skips the FST: that is where the speed comes from.
 * English: the FST runs on every text. The cuts fall on a single space after ``!``/``?``, or after a
   lower-case word ending in a full stop, when a capital letter follows (not after ``Jan.``, ``e.``
   or ``a.m.``, which dates, times and multi-word abbreviations can continue past).
@@ -51,13 +50,11 @@ _DIGIT = re.compile(r"\d")
 # Chinese clause and sentence ends that the grammar never puts inside a token unless a digit touches
 # them (full-width comma and colon do appear inside "1，000" and "3：30").
 _ZH_BREAKS = frozenset("。！？；，、：\n")
-# Characters the Chinese grammar passes through unchanged when no digit is near; a chunk of only these
-# skips the FST. Left out on purpose: digits, '.', operators and comparison signs (math tokens, the
-# M.V.P whitelist entry), '"' and '\\' (wetext escapes them), '%', '/', '-', '~' and the like.
-_ZH_INERT = re.compile(
-    r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaffA-Za-z ,;!?'()"
-    r"，。、；：？！“”‘’（）《》【】「」『』…·]*"
-)
+# What makes a digit-free Chinese chunk go through the FST. Without a digit the grammar's only tokens
+# that are not single characters are the math operators below, the whitelist entry "M.V.P" and
+# whitelist words with 儿 (read unchanged); of single characters only '"' and '\\' change (wetext
+# escapes them). tests/test_text_fst_grammar.py re-derives this from the FST itself.
+_ZH_NEEDS_FST = re.compile(r'[\d"\\×÷≤≥]|<=|>=|M\.V\.P')
 _EN_SENTENCE_WORD = re.compile(r"(?<![\w.'])[a-z]{2,}\.\Z")
 
 _lock = threading.Lock()
@@ -126,7 +123,7 @@ def _apply_zh(prepared: str) -> str:
         return prepared  # wetext does not run its Chinese FST on text without a digit
     parts: list[str] = []
     for chunk in _zh_chunks(prepared):
-        if _ZH_INERT.fullmatch(chunk):
+        if not _ZH_NEEDS_FST.search(chunk):
             parts.append(chunk)
             continue
         core = chunk.strip()
