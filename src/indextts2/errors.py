@@ -13,6 +13,7 @@ __all__ = [
     "AudioDecodeError",
     "CheckpointError",
     "ConfigError",
+    "EmptyText",
     "IndexTTS2Error",
     "InvalidInput",
     "LicenseNotAccepted",
@@ -61,6 +62,12 @@ class TextTooLong(InvalidInput):
         )
         self.length = length
         self.limit = limit
+
+
+class EmptyText(InvalidInput):
+    """The text is empty or holds only whitespace (or characters that cannot be spoken)."""
+
+    code = "empty_text"
 
 
 class AudioDecodeError(InvalidInput):

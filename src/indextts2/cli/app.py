@@ -11,6 +11,7 @@ from typer.core import TyperGroup
 
 from indextts2.__about__ import __version__
 from indextts2.cli import doctor, models, serve
+from indextts2.cli import text as text_command
 from indextts2.cli._console import err
 from indextts2.errors import IndexTTS2Error
 from indextts2.settings import Settings
@@ -100,6 +101,7 @@ def _configure_logging(level: str) -> None:
 app.command(name="doctor")(doctor.doctor)
 app.add_typer(models.app, name="models")
 app.add_typer(serve.app, name="serve")
+app.command(name="text")(text_command.text)
 
 
 def main() -> None:

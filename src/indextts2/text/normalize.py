@@ -1,0 +1,147 @@
+"""IndexTTS2's text normaliser: numbers, dates, money and units spelled out; punctuation mapped.
+
+The order of operations is the official ``TextNormalizer.normalize`` (index-tts, with its ``wetext``
+backend), because the model was trained on its output:
+
+1. ``<字|READING>`` annotations are swapped for placeholders;
+2. the language is chosen per call (:func:`detect_language`);
+3. Chinese: ``what's``-style contractions -> ``what is``; glossary; technical terms, tone-numbered
+   pinyin and names are protected; the Chinese FST; everything restored; punctuation mapped
+   (``$`` becomes ``.`` as well);
+4. English: contractions; glossary; technical terms protected; the English FST; restored; punctuation
+   mapped;
+5. annotations restored.
+
+The FSTs load once per process, on first use (:func:`indextts2.text.fst.load_fsts`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from indextts2.text import protect
+from indextts2.text.fst import apply_fst
+from indextts2.text.glossary import Glossary
+
+__all__ = ["TextNormalizer", "detect_language"]
+
+_HAS_CJK = re.compile(r"[\u4e00-\u9fff]")
+_HAS_LATIN = re.compile(r"[a-zA-Z]")
+_EMAIL = re.compile(r"^[a-zA-Z0-9]+@[a-zA-Z0-9]+\.[a-zA-Z]+$")
+# Only these contractions of "is" are expanded (not every 's: "Let's" and possessives stay).
+_IS_CONTRACTION = re.compile(r"(what|where|who|which|how|t?here|it|s?he|that|this)'s", re.IGNORECASE)
+
+# Punctuation as the model's vocabulary expects it, in the official order: where two keys could
+# match at the same place, the earlier one wins (so "，，，" becomes ",,," and never "…").
+_PUNCTUATION_MAP: tuple[tuple[str, str], ...] = (
+    ("：", ","),
+    ("；", ","),
+    (";", ","),
+    ("，", ","),
+    ("。", "."),
+    ("！", "!"),
+    ("？", "?"),
+    ("\n", " "),
+    ("·", "-"),
+    ("、", ","),
+    ("...", "…"),
+    (",,,", "…"),
+    ("，，，", "…"),
+    ("……", "…"),
+    ("“", "'"),
+    ("”", "'"),
+    ('"', "'"),
+    ("‘", "'"),
+    ("’", "'"),
+    ("（", "'"),
+    ("）", "'"),
+    ("(", "'"),
+    (")", "'"),
+    ("《", "'"),
+    ("》", "'"),
+    ("【", "'"),
+    ("】", "'"),
+    ("[", "'"),
+    ("]", "'"),
+    ("—", "-"),
+    ("～", "-"),
+    ("~", "-"),
+    ("「", "'"),
+    ("」", "'"),
+    (":", ","),
+)
+# Chinese text also reads '$' as '.' (the official map puts it first).
+_ZH_PUNCTUATION_MAP = (("$", "."), *_PUNCTUATION_MAP)
+
+
+def _compile_map(pairs: tuple[tuple[str, str], ...]) -> tuple[re.Pattern[str], dict[str, str]]:
+    return re.compile("|".join(re.escape(key) for key, _ in pairs)), dict(pairs)
+
+
+_EN_PUNCTUATION = _compile_map(_PUNCTUATION_MAP)
+_ZH_PUNCTUATION = _compile_map(_ZH_PUNCTUATION_MAP)
+
+
+def _map_punctuation(text: str, table: tuple[re.Pattern[str], dict[str, str]]) -> str:
+    pattern, replacements = table
+    return pattern.sub(lambda match: replacements[match.group()], text)
+
+
+def detect_language(text: str) -> Literal["zh", "en"]:
+    """The official choice of normaliser for one text.
+
+    Chinese when the text has a CJK ideograph, has no Latin letter, is a bare e-mail address, or
+    holds tone-numbered pinyin; English otherwise.
+    """
+    if _HAS_CJK.search(text) or not _HAS_LATIN.search(text) or _EMAIL.match(text):
+        return "zh"
+    return "zh" if protect.PINYIN_TONE_PATTERN.search(text) else "en"
+
+
+class TextNormalizer:
+    """Normalises text as IndexTTS2's official front end does (``enable_glossary=True``).
+
+    Args:
+        glossary: term readings applied before normalisation (see :class:`Glossary`); ``None`` for
+            none.
+
+    Instances are cheap and thread-safe; the FSTs behind them are loaded once per process.
+    """
+
+    def __init__(self, glossary: Glossary | None = None) -> None:
+        self.glossary = glossary or Glossary()
+
+    def language(self, text: str) -> Literal["zh", "en"]:
+        """The language :meth:`normalize` would pick for ``text``."""
+        protected_text, _ = protect.protect_annotations(text)
+        return detect_language(protected_text)
+
+    def normalize(self, text: str) -> str:
+        """Spell out numbers, dates, money and units, and map punctuation, for one text."""
+        text, annotations = protect.protect_annotations(text)
+        if detect_language(text) == "zh":
+            result = self._normalize_chinese(text)
+        else:
+            result = self._normalize_english(text)
+        return protect.restore_annotations(result, annotations)
+
+    def _normalize_chinese(self, text: str) -> str:
+        text = _IS_CONTRACTION.sub(r"\1 is", text)
+        text = self.glossary.apply(text, "zh")
+        text, has_terms = protect.protect_tech_terms(text.rstrip())
+        text, pinyin = protect.protect_pinyin(text)
+        text, names = protect.protect_names(text)
+        result = apply_fst(text, "zh")
+        result = protect.restore_names(result, names)
+        result = protect.restore_pinyin(result, pinyin)
+        result = protect.restore_tech_terms(result, has_terms)
+        return _map_punctuation(result, _ZH_PUNCTUATION)
+
+    def _normalize_english(self, text: str) -> str:
+        text = _IS_CONTRACTION.sub(r"\1 is", text)
+        text = self.glossary.apply(text, "en")
+        text, has_terms = protect.protect_tech_terms(text)
+        result = apply_fst(text, "en")
+        result = protect.restore_tech_terms(result, has_terms)
+        return _map_punctuation(result, _EN_PUNCTUATION)

@@ -1,0 +1,76 @@
+"""``indextts2 text``: the front end's steps on stdout, errors as one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from indextts2.cli import app
+
+runner = CliRunner()
+WIDE = {"COLUMNS": "400"}
+
+
+def test_the_acceptance_example_shows_the_official_normalisation() -> None:
+    # No model: the normalised text alone (no weights, no bpe.model needed).
+    result = runner.invoke(app, ["text", "今天是2026年11月24日，价格¥1,234.56"], env=WIDE)
+    assert result.exit_code == 0, result.output
+    assert "今天是二零二六年十一月二十四日,价格一元,两百三十四点五六" in result.stdout
+    assert "--model" in result.stderr
+
+
+@pytest.mark.goldens
+def test_with_a_model_it_shows_tokens_and_segments(goldens: Path) -> None:
+    checkpoint = str(goldens / "checkpoint")
+    result = runner.invoke(
+        app,
+        ["text", "你好。今天天气不错，我们出去走走吧！Hello world.", "-m", checkpoint, "--max-tokens", "12"],
+        env=WIDE,
+    )
+    assert result.exit_code == 0, result.output
+    assert "你好.今天天气不错,我们出去走走吧!Hello world." in result.stdout
+    assert "2 segment(s), at most 12 tokens each" in result.stdout
+    assert "▁我 ▁们 ▁出 ▁去 ▁走 ▁走 ▁吧 ▁! HE LLO ▁WORLD ." in result.stdout
+
+
+@pytest.mark.goldens
+def test_json_output_for_scripts(goldens: Path) -> None:
+    result = runner.invoke(
+        app, ["text", "Hello, [world]!", "--model", str(goldens / "checkpoint" / "bpe.model"), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["normalized"] == "Hello, 'world'!"
+    assert data["language"] == "en"
+    assert [token for segment in data["segments"] for token in segment["tokens"]] == data["tokens"]
+    assert len(data["ids"]) == len(data["tokens"])
+
+
+@pytest.mark.goldens
+def test_text_from_stdin(goldens: Path) -> None:
+    result = runner.invoke(app, ["text", "-", "-m", str(goldens / "checkpoint"), "--json"], input="数到3\n")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["normalized"] == "数到三"
+
+
+@pytest.mark.parametrize("text", ["", "   "])
+def test_empty_text_is_one_line_and_exit_2(text: str) -> None:
+    result = runner.invoke(app, ["text", text])
+    assert result.exit_code == 2
+    assert "empty" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_a_model_path_that_does_not_exist_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["text", "你好", "--model", str(tmp_path / "missing")])
+    assert result.exit_code == 2
+    assert "not a model directory" in result.stderr
+
+
+def test_rich_markup_in_the_text_is_printed_literally() -> None:
+    result = runner.invoke(app, ["text", "[bold]hi[/bold] 3"], env=WIDE)
+    assert result.exit_code == 0, result.output
+    assert "'bold'hi'/bold' three" in result.stdout
