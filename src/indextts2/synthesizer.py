@@ -402,7 +402,7 @@ class Synthesizer:
             )
         segments = self._text.prepare(text, max_tokens_per_segment=options.max_text_tokens_per_segment)
         emotion_clip = None
-        if emotion.mode == "audio":
+        if emotion.audio is not None:  # audio mode
             source = emotion.audio
             emotion_clip = load_emotion_clip(source if isinstance(source, Audio) else load_audio(source))
         seed = options.seed if options.seed is not None else secrets.randbits(62)
