@@ -1,9 +1,4 @@
-"""Fixtures of the server tests.
-
-THE SWITCH to the real Synthesizer (issue 8) happens in two places:
-- here, ``synthesizer``: return ``Synthesizer.from_pretrained("dummy:tiny")`` instead of the fake;
-- ``server_helpers.SERVE_COMMAND`` / ``MODEL_ARGS``: ``python -m indextts2`` with ``--model dummy:tiny``.
-"""
+"""Fixtures of the server tests: the real app, serving the real Synthesizer on ``dummy:tiny``."""
 
 from __future__ import annotations
 
@@ -17,20 +12,24 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from fake_synth import FakeSynthesizer, install_options  # noqa: E402
-from server_helpers import ServerProcess, tone  # noqa: E402
-
-install_options()
-
 from litestar.testing import TestClient  # noqa: E402
+from server_helpers import ServerProcess, tone  # noqa: E402
+from spy import FAST_OPTIONS, SpySynthesizer  # noqa: E402
 
+from indextts2 import Synthesizer  # noqa: E402
 from indextts2.server import ServerConfig, create_app  # noqa: E402
 
 
+@pytest.fixture(scope="session")
+def tiny_synthesizer() -> Synthesizer:
+    """One dummy:tiny Synthesizer for the whole session (loading takes a few seconds)."""
+    return Synthesizer.from_pretrained("dummy:tiny", device="cpu")
+
+
 @pytest.fixture
-def synthesizer() -> Any:
-    """The Synthesizer the in-process tests serve."""
-    return FakeSynthesizer()
+def synthesizer(tiny_synthesizer: Synthesizer) -> SpySynthesizer:
+    """The Synthesizer the in-process tests serve, watched (see spy.py)."""
+    return SpySynthesizer(tiny_synthesizer)
 
 
 @pytest.fixture
@@ -46,6 +45,7 @@ def make_client(tmp_path: Path, synthesizer: Any) -> Iterator[Callable[..., Test
 
     def make(*, synth: Any = synthesizer, **changes: Any) -> TestClient[Any]:
         changes.setdefault("voices_dir", tmp_path / "voices")
+        changes.setdefault("default_options", FAST_OPTIONS)
         client: TestClient[Any] = TestClient(create_app(ServerConfig(**changes), synth))
         client.__enter__()
         clients.append(client)

@@ -18,10 +18,16 @@ from indextts2.audio import Audio
 
 HERE = Path(__file__).resolve().parent
 
-# How the process tests start a server. THE SWITCH to the real Synthesizer (issue 8): use
-# [sys.executable, "-m", "indextts2"] and MODEL_ARGS = ["--model", "dummy:tiny"].
-SERVE_COMMAND: list[str] = [sys.executable, str(HERE / "serve_fake.py")]
-MODEL_ARGS: list[str] = []
+# How the process tests start a server: the real command on the tiny random-weight model, with
+# server-wide defaults that keep it fast (see spy.FAST_OPTIONS).
+SERVE_COMMAND: list[str] = [sys.executable, "-m", "indextts2"]
+MODEL_ARGS: list[str] = [
+    "--model",
+    "dummy:tiny",
+    "--cpu",
+    "--default-options",
+    '{"max_codes": 20, "diffusion_steps": 3, "num_beams": 1}',
+]
 
 
 def tone(seconds: float = 1.0, *, rate: int = 22050, frequency: float = 220.0) -> Audio:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from server_helpers import multipart, tone
+from spy import SpySynthesizer
 
 from indextts2.audio import load_audio
 
@@ -23,7 +24,12 @@ SEEDED = json.dumps({"seed": 7})
 def test_tts_with_a_reference_returns_a_wav_of_the_text(client: Any, reference_wav: bytes) -> None:
     response = client.post(
         "/v1/tts",
-        data={"text": "Hello there. How are you?", "consent": "true"},
+        # short segments: the two sentences become two segments
+        data={
+            "text": "Hello there. How are you?",
+            "consent": "true",
+            "options": '{"max_text_tokens_per_segment": 5}',
+        },
         files={"reference": ("me.wav", reference_wav, "audio/wav")},
     )
     assert response.status_code == 200, response.text
@@ -226,9 +232,9 @@ def test_path_traversal_voice_id_is_refused(client: Any) -> None:
     [
         ({"emotion_alpha": "1.5"}, "alpha must be between 0 and 1"),
         ({"emotion_alpha": "strong"}, "emotion_alpha"),
-        ({"emotion_vector": "0.1,0.2"}, "give 8"),
+        ({"emotion_vector": "0.1,0.2"}, "has 8 weights"),
         ({"emotion_vector": "a,b,c"}, "not a list of numbers"),
-        ({"emotion_weights": '{"ecstatic": 1}'}, "unknown emotion(s) ecstatic"),
+        ({"emotion_weights": '{"ecstatic": 1}'}, "unknown emotion name(s) ecstatic"),
         ({"emotion_weights": "[1,2]"}, "must be a JSON object"),
         ({"emotion_vector": "0,0,0,0,0,0,0,1", "emotion_text": "angry"}, "one emotion source"),
     ],
@@ -253,23 +259,36 @@ def test_form_must_be_multipart(client: Any) -> None:
     assert "multipart/form-data" in _error(response, 415)
 
 
-def test_a_request_over_the_time_limit_is_504(make_client: Any, reference_wav: bytes) -> None:
-    from fake_synth import FakeSynthesizer
-
-    client = make_client(synth=FakeSynthesizer(chunk_delay=0.3), request_timeout=0.5)
-    response = _tts(client, reference_wav, text="Slow. Slower. Slowest. " * 3)
+def test_a_request_over_the_time_limit_is_504(
+    make_client: Any, reference_wav: bytes, tiny_synthesizer: Any
+) -> None:
+    client = make_client(synth=SpySynthesizer(tiny_synthesizer, chunk_delay=0.3), request_timeout=0.5)
+    # nine segments, each held back 0.3 s: well over the limit
+    response = _tts(
+        client,
+        reference_wav,
+        text="Slow. Slower. Slowest. " * 3,
+        options='{"max_text_tokens_per_segment": 3}',
+    )
     assert "within the server's limit of 0.5 s" in _error(response, 504)
     assert response.json()["error"]["code"] == "timeout"
 
 
-def test_a_stream_over_the_time_limit_ends_early(make_client: Any, reference_wav: bytes, caplog: Any) -> None:
-    from fake_synth import FakeSynthesizer
-
-    client = make_client(synth=FakeSynthesizer(chunk_delay=0.1), request_timeout=0.6)
-    response = _tts(client, reference_wav, text="Slow. Slower. Slowest. " * 3, stream="true", format="pcm")
+def test_a_stream_over_the_time_limit_ends_early(
+    make_client: Any, reference_wav: bytes, caplog: Any, tiny_synthesizer: Any
+) -> None:
+    client = make_client(synth=SpySynthesizer(tiny_synthesizer, chunk_delay=0.15), request_timeout=1.0)
+    response = _tts(
+        client,
+        reference_wav,
+        text="Slow. Slower. Slowest. " * 3,
+        stream="true",
+        format="pcm",
+        options='{"max_text_tokens_per_segment": 3}',  # nine segments of 20 codes: about 5 s
+    )
     assert response.status_code == 200  # the status went out with the first chunk
     seconds = len(response.content) / 2 / 22050
-    assert 0.05 < seconds < 1.0  # well short of the ~2.7 s the whole text takes
+    assert 0.05 < seconds < 3.0  # well short of what the whole text takes
     assert "ended early" in caplog.text
 
 
@@ -408,9 +427,9 @@ def test_openai_bad_input(
 
 def test_health_ready_models_info(client: Any) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
-    assert client.get("/readyz").json() == {"status": "ready", "model": "fake:tone"}
+    assert client.get("/readyz").json() == {"status": "ready", "model": "dummy:tiny"}
     models = [m["id"] for m in client.get("/v1/models").json()["data"]]
-    assert models[0] == "fake:tone"
+    assert models[0] == "dummy:tiny"
     assert "tts-1" in models
     info = client.get("/v1/info").json()
     assert info["auth_required"] is False

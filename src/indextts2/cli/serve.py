@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -60,6 +61,13 @@ def serve(
     insecure: Annotated[bool, typer.Option(help="Allow a non-loopback address without API keys.")] = False,
     max_queue: Annotated[int, typer.Option(help="Requests that may wait for the GPU; more get 429.")] = 16,
     max_text_chars: Annotated[int, typer.Option(help="Longest text accepted.")] = 2000,
+    default_options: Annotated[
+        str | None,
+        typer.Option(
+            help="Synthesis options for every request that does not set them, as JSON, "
+            'e.g. \'{"diffusion_steps": 15, "max_codes": 900}\' (see /v1/info for the names).'
+        ),
+    ] = None,
     max_upload_mb: Annotated[float, typer.Option(help="Largest request body (uploads), MiB.")] = 20.0,
     max_reference_seconds: Annotated[float, typer.Option(help="Longest reference clip, seconds.")] = 60.0,
     timeout: Annotated[float, typer.Option(help="Seconds a request may take; then 504.")] = 300.0,
@@ -117,6 +125,7 @@ def serve(
         max_queue=max_queue,
         request_timeout=timeout,
         max_text_chars=max_text_chars,
+        default_options=_parse_default_options(default_options),
         max_upload_mb=max_upload_mb,
         max_reference_seconds=max_reference_seconds,
         rate_limit=RateLimit.parse(rate_limit) if rate_limit else None,
@@ -242,3 +251,18 @@ def keys_rm(
         raise typer.Exit(1)
     remove_key(path, name)
     err.print(f"removed key {name!r}", markup=False)
+
+
+def _parse_default_options(raw: str | None) -> dict[str, Any]:
+    """``--default-options`` JSON -> a dict (ServerConfig checks the names and values)."""
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f'--default-options is not valid JSON ({exc.msg}); e.g. {{"diffusion_steps": 15}}'
+        ) from exc
+    if not isinstance(value, dict):
+        raise ConfigError('--default-options must be a JSON object, e.g. {"diffusion_steps": 15}')
+    return value

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from indextts2.errors import ConfigError
 from indextts2.settings import DEFAULT_MODEL
@@ -130,6 +132,10 @@ class ServerConfig:
     model_aliases: tuple[str, ...] = field(default=("indextts2", "tts-1", "tts-1-hd", "gpt-4o-mini-tts"))
     """Model names the OpenAI-compatible route accepts (all mean the loaded model)."""
 
+    default_options: Mapping[str, Any] = field(default_factory=dict)
+    """Synthesis options (``SynthesisOptions`` fields) the server uses unless a request sets them, e.g.
+    ``{"diffusion_steps": 15}`` to trade quality for speed."""
+
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port {self.port} is out of range; use 1-65535 (or 0 for any free port)")
@@ -141,6 +147,14 @@ class ServerConfig:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if self.grace_period < 0:
             raise ConfigError(f"grace_period must be 0 or more, got {self.grace_period}")
+        if self.default_options:
+            from indextts2.errors import InvalidInput
+            from indextts2.server.requests import build_options
+
+            try:
+                build_options(dict(self.default_options))
+            except InvalidInput as exc:
+                raise ConfigError(f"default options: {exc}") from exc
         for cidr in self.allow_ips:
             try:
                 ipaddress.ip_network(cidr, strict=False)

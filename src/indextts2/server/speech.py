@@ -120,7 +120,7 @@ class SpeechService:
                 raise InvalidInput("say whose voice to use: a saved voice, or a reference clip")
             synthesizer.check_voice(voice)
             emotion = build_emotion(request.emotion, max_seconds=config.max_reference_seconds)
-            options = build_options(request.options)
+            options = build_options({**config.default_options, **request.options})
             synthesizer.validate(
                 request.text,
                 voice=voice,
