@@ -31,3 +31,17 @@ def test_different_networks_get_different_seeds() -> None:
     with seeded("s2mel"):
         b = build()
     assert not torch.equal(a.weight, b.weight)
+
+
+def test_constant_parameters_get_noise_and_others_are_left_alone() -> None:
+    from indextts2.model.dummy import perturb_constant_parameters
+
+    layer = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4))
+    torch.nn.init.zeros_(layer[0].weight)
+    bias_before = layer[0].bias.clone()  # random init: not constant
+    with seeded("test"):
+        changed = perturb_constant_parameters(layer)
+    assert changed == 3  # the zeroed weight, the norm's weight (ones) and its bias (zeros)
+    assert torch.equal(layer[0].bias, bias_before)
+    assert layer[0].weight.abs().max() > 0
+    assert not torch.equal(layer[1].weight, torch.ones(4))

@@ -16,6 +16,7 @@ samples past ``frames * hop`` are zero.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ __all__ = ["PCM_PEAK", "BigVGAN", "BigVGANConfig", "official_pcm"]
 PCM_PEAK = 32767  # infer_v2.py: wav = clamp(32767 * wav, -32767, 32767)
 PRE_POST_KERNEL = 7  # conv_pre / conv_post: Conv1d(..., 7, 1, padding=3)
 INIT_STD = 0.01  # BigVGAN's init_weights: N(0, 0.01) for the upsampling, residual and output convolutions
+DUMMY_GAIN = 0.5  # dummy weights: std 0.5 / sqrt(fan_in) keeps the signal alive, unclipped (see dummy())
 _FILTER_SUFFIXES = (".upsample.filter", ".downsample.lowpass.filter")
 
 
@@ -186,9 +188,24 @@ class BigVGAN(nn.Module):
 
     @classmethod
     def dummy(cls, config: ModelConfig | Mapping[str, Any]) -> BigVGAN:
-        """Seeded random weights (the ``dummy`` load format), in eval mode."""
+        """Seeded random weights (the ``dummy`` load format), in eval mode.
+
+        Not the official N(0, 0.01) initialisation: through six upsampling stages it shrinks the
+        signal so much that the output no longer depends on the mel at all (only the biases are
+        left). Weights drawn with a standard deviation of ``DUMMY_GAIN / sqrt(fan_in)`` keep the
+        waveform a function of the mel at every size, without clipping.
+        """
         with seeded("bigvgan"):
-            return cls.from_config(config).eval()
+            model = cls.from_config(config)
+            with torch.no_grad():
+                for module in model.modules():
+                    if isinstance(module, nn.ConvTranspose1d):  # weight (in, out, k); stride r
+                        fan_in = module.weight.shape[0] * module.weight.shape[2] / module.stride[0]
+                        module.weight.normal_(0.0, DUMMY_GAIN / math.sqrt(fan_in))
+                    elif isinstance(module, nn.Conv1d):  # weight (out, in, k)
+                        fan_in = module.weight.shape[1] * module.weight.shape[2]
+                        module.weight.normal_(0.0, DUMMY_GAIN / math.sqrt(fan_in))
+        return model.eval()
 
     @classmethod
     def from_checkpoint(cls, config: ModelConfig | Mapping[str, Any], path: str | Path) -> BigVGAN:

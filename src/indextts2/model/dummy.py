@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import torch
 
-__all__ = ["DUMMY_SEED", "network_seed", "seeded"]
+__all__ = ["DUMMY_SEED", "network_seed", "perturb_constant_parameters", "seeded"]
 
 DUMMY_SEED = 1234
 
@@ -33,3 +33,21 @@ def seeded(name: str, base_seed: int = DUMMY_SEED) -> Iterator[None]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(network_seed(name, base_seed))
         yield
+
+
+@torch.no_grad()
+def perturb_constant_parameters(module: torch.nn.Module, *, scale: float = 0.05) -> int:
+    """Add ``scale * N(0, 1)`` to every parameter whose values are all equal. Returns how many.
+
+    Default initialisers leave many parameters constant (norm weights at 1, biases at 0, and the
+    zero-initialised output layers of the DiT's adaptive norms and final layer). With those, some
+    inputs have no effect at all: a dummy s2mel would ignore its conditioning. The golden checkpoint
+    was perturbed the same way for the same reason (its zero-initialised layers ended near std 0.07).
+    Call it inside :func:`seeded`.
+    """
+    changed = 0
+    for parameter in module.parameters():
+        if parameter.numel() and bool((parameter == parameter.flatten()[0]).all()):
+            parameter.add_(torch.randn_like(parameter) * scale)
+            changed += 1
+    return changed

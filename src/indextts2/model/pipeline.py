@@ -29,7 +29,7 @@ from indextts2.errors import ModelFilesMissing
 from indextts2.model.bigvgan import BigVGAN
 from indextts2.model.config import ModelConfig, load_preset
 from indextts2.model.decoding import GeneratedCodes, generate_codes
-from indextts2.model.dummy import seeded
+from indextts2.model.dummy import perturb_constant_parameters, seeded
 from indextts2.model.emotion import EmotionExemplars, emotion_vector
 from indextts2.model.flow import FlowOptions
 from indextts2.model.gpt import UnifiedVoice, build_dummy_gpt
@@ -150,7 +150,7 @@ class TTSModel(nn.Module):
         config = load_preset(preset)
         with seeded("emotion_exemplars"):
             exemplars = EmotionExemplars.random(config)
-        return cls(
+        model = cls(
             config=config,
             voice_encoder=VoiceEncoder.dummy(config),
             gpt=build_dummy_gpt(config),
@@ -158,7 +158,11 @@ class TTSModel(nn.Module):
             vocoder=BigVGAN.dummy(config),
             exemplars=exemplars,
             dummy_emotion_model=True,
-        ).eval()
+        )
+        # Zero-initialised layers (the DiT's) would make some inputs irrelevant: every input matters.
+        with seeded("perturbation"):
+            perturb_constant_parameters(model)
+        return model.eval()
 
     def set_gpt_dtype(self, dtype: torch.dtype) -> TTSModel:
         """Run the GPT (conditioning, decoding, latents) in ``dtype``; its outputs come back float32."""
