@@ -10,12 +10,14 @@
             play(chunk.samples)
 
 Every call validates eagerly (bad text, options, emotions or audio fail before any audio is made)
-and generates lazily (``stream`` yields each segment as soon as it is rendered). A Synthesizer is
-used from one thread at a time: it owns the model and, on a GPU, the device.
+and generates lazily (``stream`` yields each segment as soon as it is rendered). A Synthesizer may
+be used from many threads at once: its :class:`~indextts2.engine.Engine` (started on first use)
+owns the model and batches the requests of all threads together at every stage.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -25,12 +27,14 @@ from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import numpy as np
 import torch
 
 from indextts2.audio import Audio, AudioSource, load_audio
+from indextts2.engine import AudioChunk, Engine, EngineConfig, StreamingOptions, SynthesisJob
+from indextts2.engine.scheduler import PROMPT_OVERHEAD, max_positions
 from indextts2.errors import IndexTTS2Error, InvalidInput, TextTooLong
 from indextts2.model.decoding import make_generator
 from indextts2.model.dummy import DUMMY_SEED
@@ -94,28 +98,6 @@ class _LRU(Generic[K, V]):
             self._items.clear()
 
 
-@dataclass(frozen=True)
-class AudioChunk:
-    """A piece of streamed audio.
-
-    Attributes:
-        samples: float32 mono samples in [-1, 1].
-        sample_rate: 22050 for IndexTTS2.
-        segment: the index of the text segment it belongs to (silence between segments belongs to
-            the segment after it).
-        final: True on the last chunk of the request.
-    """
-
-    samples: np.ndarray
-    sample_rate: int
-    segment: int
-    final: bool
-
-    @property
-    def duration(self) -> float:
-        return self.samples.shape[0] / self.sample_rate
-
-
 @dataclass(frozen=True, eq=False)
 class _Request:
     """A validated request: everything generation needs, nothing computed on the model yet."""
@@ -126,6 +108,7 @@ class _Request:
     emotion_clip: torch.Tensor | None  # 16 kHz samples of an emotion clip (audio mode)
     options: SynthesisOptions
     seed: int
+    streaming: StreamingOptions
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -150,7 +133,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return resolved
 
 
-def _segment_seed(base: int, index: int) -> int:
+def _segment_seed(base: int, index: int | str) -> int:
     """Each segment's own seed, so that a segment's result does not depend on what it is batched with."""
     digest = hashlib.sha256(f"{base}:{index}".encode()).digest()
     return int.from_bytes(digest[:8], "little") >> 1
@@ -176,6 +159,7 @@ class Synthesizer:
         fingerprint: str,
         voice_cache_size: int = 64,
         max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+        engine: EngineConfig | Literal[False] | None = None,
     ) -> None:
         self._model: TTSModel | None = model
         self._text = text
@@ -187,6 +171,11 @@ class Synthesizer:
         self._emotion_clips: _LRU[str, EmotionConditioning] = _LRU(voice_cache_size)
         # Test hook: replays recorded flow noise (see model.pipeline.NoiseSource).
         self._noise_source: NoiseSource | None = None
+        if engine is not False and engine is not None and not isinstance(engine, EngineConfig):
+            raise InvalidInput(f"engine must be an EngineConfig, None or False, got {type(engine).__name__}")
+        self._engine_config: EngineConfig | None = None if engine is False else (engine or EngineConfig())
+        self._engine: Engine | None = None
+        self._lock = threading.Lock()  # the engine's start; the model itself in sequential mode
 
     # ------------------------------------------------------------------------------ construction
 
@@ -204,6 +193,7 @@ class Synthesizer:
         voice_cache_size: int = 64,
         max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
         progress: Progress | None = None,
+        engine: EngineConfig | Literal[False] | None = None,
     ) -> Synthesizer:
         """Load a model once.
 
@@ -218,6 +208,9 @@ class Synthesizer:
                 (:func:`indextts2.store.resolve_model`).
             voice_cache_size: how many voices (and emotion clips) stay encoded in memory.
             max_text_chars: the longest text a call accepts.
+            engine: the batching engine's settings (default :class:`~indextts2.engine.EngineConfig`);
+                ``False`` runs every request alone, one at a time, without the engine (the
+                unbatched path, a baseline for benchmarks and a fallback).
 
         Raises:
             ModelNotFound, ModelFilesMissing, LicenseNotAccepted, StoreError: from the model store.
@@ -260,6 +253,7 @@ class Synthesizer:
             fingerprint=fingerprint,
             voice_cache_size=voice_cache_size,
             max_text_chars=max_text_chars,
+            engine=engine,
         )
 
     @property
@@ -280,10 +274,37 @@ class Synthesizer:
     def text_frontend(self) -> TextFrontend:
         return self._text
 
+    @property
+    def batching(self) -> bool:
+        """Whether requests go through the batching engine (False: one at a time, unbatched)."""
+        return self._engine_config is not None
+
+    @property
+    def engine(self) -> Engine:
+        """The batching engine (started on first use).
+
+        Raises:
+            IndexTTS2Error: the Synthesizer is closed, or was made with ``engine=False``.
+        """
+        model = self.model
+        if self._engine_config is None:
+            raise IndexTTS2Error("this Synthesizer runs without the batching engine (engine=False)")
+        with self._lock:
+            if self._engine is None:
+                self._engine = Engine(model, self._engine_config).start()
+            return self._engine
+
     def close(self) -> None:
-        """Free the model (and its GPU memory). The Synthesizer cannot be used afterwards."""
+        """Free the model (and its GPU memory). The Synthesizer cannot be used afterwards.
+
+        Requests still running end with :class:`~indextts2.engine.EngineClosed`.
+        """
         if self._model is None:
             return
+        with self._lock:
+            engine, self._engine = self._engine, None
+        if engine is not None:
+            engine.close()
         on_cuda = self._model.device.type == "cuda"
         self._model = None
         for cache in (self._voices, self._latents, self._emotion_clips):
@@ -329,7 +350,11 @@ class Synthesizer:
         cached = self._voices.get(voice_id)
         if cached is not None:
             return cached
-        conditioning = self.model.voice_encoder.encode_voice(clip).to("cpu", torch.float32)
+        if self.batching:
+            conditioning = self.engine.encode_voice(clip)
+        else:
+            with self._lock:
+                conditioning = self.model.voice_encoder.encode_voice(clip).to("cpu", torch.float32)
         voice = Voice(
             id=voice_id,
             model_id=self.model_id,
@@ -367,9 +392,17 @@ class Synthesizer:
         emotion: Emotion | None = None,
         options: SynthesisOptions | None = None,
         max_text_chars: int | None = None,
+        streaming: StreamingOptions | None = None,
     ) -> None:
         """Raise what :meth:`stream` would raise for these arguments, without generating anything."""
-        self._prepare(text, voice=voice, emotion=emotion, options=options, max_text_chars=max_text_chars)
+        self._prepare(
+            text,
+            voice=voice,
+            emotion=emotion,
+            options=options,
+            max_text_chars=max_text_chars,
+            streaming=streaming,
+        )
 
     def _prepare(
         self,
@@ -379,13 +412,17 @@ class Synthesizer:
         emotion: Emotion | None,
         options: SynthesisOptions | None,
         max_text_chars: int | None = None,
+        streaming: StreamingOptions | None = None,
     ) -> _Request:
         options = SynthesisOptions() if options is None else options
         emotion = Emotion() if emotion is None else emotion
+        streaming = StreamingOptions() if streaming is None else streaming
         if not isinstance(options, SynthesisOptions):
             raise InvalidInput(f"options must be SynthesisOptions, got {type(options).__name__}")
         if not isinstance(emotion, Emotion):
             raise InvalidInput(f"emotion must be an Emotion, got {type(emotion).__name__}")
+        if not isinstance(streaming, StreamingOptions):
+            raise InvalidInput(f"streaming must be StreamingOptions, got {type(streaming).__name__}")
         self.check_voice(voice)
         limit = self.max_text_chars if max_text_chars is None else min(max_text_chars, self.max_text_chars)
         if isinstance(text, str) and len(text) > limit:
@@ -400,13 +437,26 @@ class Synthesizer:
             raise InvalidInput(
                 f"max_codes {options.max_codes} is more than the model's limit of {gpt.max_mel_tokens}"
             )
-        segments = self._text.prepare(text, max_tokens_per_segment=options.max_text_tokens_per_segment)
+        segments = self._text.prepare(
+            text,
+            max_tokens_per_segment=options.max_text_tokens_per_segment,
+            quick_streaming_tokens=streaming.quick_streaming_tokens,
+        )
+        if self._engine_config is not None:
+            positions = max_positions(self.model, self._engine_config)
+            longest = max(len(segment.ids) for segment in segments)
+            if longest + PROMPT_OVERHEAD + options.max_codes > positions:
+                raise InvalidInput(
+                    f"a segment of {longest} tokens with max_codes {options.max_codes} can need more than "
+                    f"the engine's {positions} KV-cache positions per sequence: lower max_codes or "
+                    "max_text_tokens_per_segment (or give the engine more max_positions)"
+                )
         emotion_clip = None
         if emotion.audio is not None:  # audio mode
             source = emotion.audio
             emotion_clip = load_emotion_clip(source if isinstance(source, Audio) else load_audio(source))
         seed = options.seed if options.seed is not None else secrets.randbits(62)
-        return _Request(segments, voice, emotion, emotion_clip, options, seed)
+        return _Request(segments, voice, emotion, emotion_clip, options, seed, streaming)
 
     def synthesize(
         self,
@@ -429,6 +479,7 @@ class Synthesizer:
         voice: Voice,
         emotion: Emotion | None = None,
         options: SynthesisOptions | None = None,
+        streaming: StreamingOptions | None = None,
     ) -> Iterator[AudioChunk]:
         """Speak ``text`` in ``voice``, one chunk per segment as soon as it is rendered.
 
@@ -441,11 +492,14 @@ class Synthesizer:
             voice: from :meth:`voice` or :meth:`load_voice`.
             emotion: how it should sound (default: the speaker clip's own emotion).
             options: sampling, segmentation, diffusion and speed settings (default: official).
+            streaming: a short first segment and chunked rendering for an earlier first chunk
+                (:meth:`StreamingOptions.low_latency`); default: whole segments, the same audio as
+                :meth:`synthesize`.
 
         Raises:
             InvalidInput, TextTooLong, AudioDecodeError: before anything is generated.
         """
-        request = self._prepare(text, voice=voice, emotion=emotion, options=options)
+        request = self._prepare(text, voice=voice, emotion=emotion, options=options, streaming=streaming)
         return self._generate(request)
 
     def synthesize_batch(
@@ -468,17 +522,32 @@ class Synthesizer:
         if batch_segments < 1:
             raise InvalidInput(f"batch_segments must be >= 1, got {batch_segments}")
         requests = [self._prepare(text, voice=voice, emotion=emotion, options=options) for text in texts]
-        jobs = [(r, segment) for r in requests for segment in self._segments(r)]
-        waves: dict[int, list[np.ndarray]] = {id(r): [] for r in requests}
-        for start in range(0, len(jobs), batch_segments):
-            batch = jobs[start : start + batch_segments]
-            segments = [segment for _, segment in batch]
-            results = self.model.render(
-                segments, self.model.decode(segments), noise_source=self._noise_source
-            )
-            for (request, _), result in zip(batch, results, strict=True):
-                waves[id(request)].append(result.wave.numpy())
+        if self.batching:
+            handles = [
+                self.engine.submit(self._job(r, parallel=batch_segments, backpressure=False), wait=True)
+                for r in requests
+            ]
+            try:
+                return [self._collect(handle) for handle in handles]
+            finally:
+                for handle in handles:
+                    handle.cancel()
+        with self._lock:
+            jobs = [(r, segment) for r in requests for segment in self._segments(r)]
+            waves: dict[int, list[np.ndarray]] = {id(r): [] for r in requests}
+            for start in range(0, len(jobs), batch_segments):
+                batch = jobs[start : start + batch_segments]
+                segments = [segment for _, segment in batch]
+                results = self.model.render(
+                    segments, self.model.decode(segments), noise_source=self._noise_source
+                )
+                for (request, _), result in zip(batch, results, strict=True):
+                    waves[id(request)].append(result.wave.numpy())
         return [self._join(r, waves[id(r)]) for r in requests]
+
+    def _collect(self, chunks: Iterator[AudioChunk]) -> Audio:
+        samples = [c.samples for c in chunks]
+        return Audio(np.concatenate(samples) if samples else np.zeros(0, np.float32), self.sample_rate)
 
     # ------------------------------------------------------------------------------ generation
 
@@ -509,8 +578,11 @@ class Synthesizer:
             self._emotion_clips.put(clip_id, cached)
         return cached
 
-    def _segments(self, request: _Request) -> list[Segment]:
-        """The request's segments, ready for the GPT: conditioning and emotion computed once."""
+    def _segments(self, request: _Request, exact_codes: Sequence[int] | None = None) -> list[Segment]:
+        """The request's segments, ready for the GPT: conditioning and emotion computed once.
+
+        ``exact_codes`` (per segment; benchmarks) sets each segment's ``max_codes``.
+        """
         model = self.model
         device = model.device
         conditioning = request.voice.conditioning.to(device)
@@ -533,29 +605,78 @@ class Synthesizer:
                 voice=conditioning,
                 speaker_latents=latents,
                 emotion=vector,
-                generation=options.generation,
+                generation=(
+                    options.generation
+                    if exact_codes is None
+                    else dataclasses.replace(options.generation, max_codes=exact_codes[index])
+                ),
                 flow=flow,
                 generator=make_generator(_segment_seed(request.seed, index), device),
                 index=index,
                 speed=options.speed,
+                noise_generator=make_generator(_segment_seed(request.seed, f"{index}:noise"), device),
             )
             for index, text_segment in enumerate(request.segments)
         ]
 
-    def _generate(self, request: _Request) -> Iterator[AudioChunk]:
-        segments = self._segments(request)
+    def _job(
+        self,
+        request: _Request,
+        *,
+        parallel: int = 1,
+        backpressure: bool = True,
+        exact_codes: Sequence[int] | None = None,
+    ) -> SynthesisJob:
+        """The engine's view of a request (its conditioning runs on the engine thread)."""
+
+        def prepare(model: TTSModel) -> list[Segment]:
+            return self._segments(request, exact_codes)
+
+        return SynthesisJob(
+            prepare=prepare,
+            sample_rate=self.sample_rate,
+            silence_samples=self._silence(request.options).size,
+            streaming=request.streaming,
+            parallel_segments=parallel,
+            noise_source=self._noise_source,
+            min_codes=exact_codes,
+            backpressure=backpressure,
+        )
+
+    def _generate(
+        self, request: _Request, *, exact_codes: Sequence[int] | None = None
+    ) -> Iterator[AudioChunk]:
+        """The request's chunks: through the engine, or alone (``engine=False``)."""
+        if exact_codes is not None and len(exact_codes) != len(request.segments):
+            raise InvalidInput(f"{len(exact_codes)} code counts for {len(request.segments)} segments")
+        if not self.batching:
+            yield from self._generate_alone(request, exact_codes)
+            return
+        handle = self.engine.submit(self._job(request, exact_codes=exact_codes), wait=True)
+        try:
+            yield from handle
+        finally:
+            handle.cancel()
+
+    def _generate_alone(self, request: _Request, exact_codes: Sequence[int] | None) -> Iterator[AudioChunk]:
+        """The unbatched path: each segment decoded and rendered alone, one request at a time."""
+        with self._lock:
+            segments = self._segments(request, exact_codes)
         silence = self._silence(request.options)
         warned = False
         last = len(segments) - 1
         for index, segment in enumerate(segments):
-            model = self.model
-            (result,) = model.render([segment], model.decode([segment]), noise_source=self._noise_source)
+            with self._lock:
+                model = self.model
+                floor = None if exact_codes is None else [exact_codes[index]]
+                codes = model.decode([segment], min_codes=floor)
+                (result,) = model.render([segment], codes, noise_source=self._noise_source)
             if not result.stopped and not warned:
                 logger.warning(
                     "segment %d reached max_codes (%d) before the model ended it; the speech may be "
                     "cut off: raise max_codes or lower max_text_tokens_per_segment",
                     index,
-                    request.options.max_codes,
+                    segment.generation.max_codes,
                 )
                 warned = True
             if index and silence.size:

@@ -47,12 +47,16 @@ from indextts2.options import GenerationOptions
 __all__ = [
     "FIRST_CODE_POSITION",
     "PROMPT_PLACEHOLDER_ID",
+    "BeamSearch",
     "DecodeState",
     "GeneratedCodes",
+    "beam_candidates",
     "decode_step",
     "generate_codes",
+    "initial_seen",
     "make_generator",
     "prefill",
+    "refuse_stop",
 ]
 
 logger = logging.getLogger(__name__)
@@ -115,7 +119,12 @@ def make_generator(seed: int | None, device: torch.device | str = "cpu") -> torc
 
 
 def prefill(
-    model: UnifiedVoice, prompts: Sequence[torch.Tensor], *, copies: int = 1, capacity: int
+    model: UnifiedVoice,
+    prompts: Sequence[torch.Tensor],
+    *,
+    copies: int = 1,
+    capacity: int,
+    cache: KVCache | None = None,
 ) -> DecodeState:
     """Run the prompts (plus the start code) through the GPT and keep their keys and values.
 
@@ -123,6 +132,8 @@ def prefill(
         prompts: ``(P_i, D)`` prefixes from :meth:`UnifiedVoice.prompt_embeddings`.
         copies: rows per prompt (the beams); rows are request-major.
         capacity: cache positions per row (the longest prompt + 1 + the codes to be fed).
+        cache: rows to fill (e.g. free rows of an engine's pool, :meth:`KVCache.rows`), one per
+            prompt copy, with their lengths at 0; default: a new cache of ``capacity`` positions.
     """
     cfg = model.config
     device = model.mel_embedding.weight.device
@@ -134,7 +145,12 @@ def prefill(
     span = int(max(s.shape[0] for s in sequences))
     if span > capacity:
         raise ValueError(f"cache capacity {capacity} is shorter than the longest prompt ({span})")
-    cache = model.gpt.allocate_cache(batch=len(sequences), capacity=capacity)
+    if cache is None:
+        cache = model.gpt.allocate_cache(batch=len(sequences), capacity=capacity)
+    elif cache.batch != len(sequences) or cache.capacity < span:
+        raise ValueError(
+            f"the cache has {cache.batch} rows of {cache.capacity}; {len(sequences)} of {span} needed"
+        )
     padded = nn.utils.rnn.pad_sequence(sequences, batch_first=True)  # (rows, P_max, D), right padding
     hidden = model.gpt(padded, cache=cache, new_lengths=lengths, key_span=span)
     last = hidden[torch.arange(len(sequences), device=device), lengths - 1]  # (rows, D)
@@ -205,7 +221,8 @@ def _check(
             )
 
 
-def _initial_seen(rows: int, vocab: int, start_code: int, device: torch.device) -> torch.Tensor:
+def initial_seen(rows: int, vocab: int, start_code: int, device: torch.device) -> torch.Tensor:
+    """The repetition penalty's view of a fresh row: the placeholder prompt id and the start code."""
     seen = torch.zeros(rows, vocab, dtype=torch.bool, device=device)
     seen[:, [PROMPT_PLACEHOLDER_ID, start_code]] = True
     return seen
@@ -218,6 +235,7 @@ def generate_codes(
     *,
     options: GenerationOptions | Sequence[GenerationOptions] | None = None,
     generators: Sequence[torch.Generator | None] | None = None,
+    min_codes: Sequence[int] | None = None,
 ) -> list[GeneratedCodes]:
     """Decode semantic codes for a batch of prompts.
 
@@ -227,6 +245,9 @@ def generate_codes(
         options: one :class:`GenerationOptions` for all requests, or one per request (default:
             the official settings).
         generators: one random generator per request; default: from each request's ``seed``.
+        min_codes: per request, the stop code is refused until this many codes exist (transformers'
+            ``min_new_tokens``; with ``max_codes`` equal it decodes exactly that many codes, which
+            benchmarks on random weights need). Default: none refused.
 
     Returns:
         One :class:`GeneratedCodes` per request, in order.
@@ -250,9 +271,22 @@ def generate_codes(
         model, prompts, copies=num_beams, capacity=longest + max(o.max_codes for o in per_request)
     )
     params = SamplingParams.from_options(per_request, rows_per_request=num_beams, device=device)
+    floors = [0] * len(prompts) if min_codes is None else [int(m) for m in min_codes]
+    if len(floors) != len(prompts):
+        raise InvalidInput(f"{len(floors)} min_codes for {len(prompts)} prompts")
     if num_beams == 1:
-        return _sample(model, state, per_request, params, list(generators))
-    return _beam_search(model, state, per_request, params, list(generators))
+        return _sample(model, state, per_request, params, list(generators), floors)
+    return _beam_search(model, state, per_request, params, list(generators), floors)
+
+
+def refuse_stop(logits: torch.Tensor, refused: Sequence[bool], stop_code: int) -> torch.Tensor:
+    """``logits`` with the stop code's score at -inf in the rows marked ``refused`` (a new tensor)."""
+    if not any(refused):
+        return logits
+    logits = logits.clone()
+    rows = torch.tensor(refused, device=logits.device)
+    logits[:, stop_code] = logits[:, stop_code].masked_fill(rows, -torch.inf)
+    return logits
 
 
 def _sample(
@@ -261,15 +295,18 @@ def _sample(
     options: list[GenerationOptions],
     params: SamplingParams,
     generators: list[torch.Generator | None],
+    min_codes: list[int],
 ) -> list[GeneratedCodes]:
     cfg = model.config
     rows = len(options)
-    seen = _initial_seen(rows, cfg.number_mel_codes, cfg.start_mel_token, state.logits.device)
+    seen = initial_seen(rows, cfg.number_mel_codes, cfg.start_mel_token, state.logits.device)
     codes: list[list[int]] = [[] for _ in range(rows)]
     stopped = [False] * rows
     finished = [False] * rows
     while True:
-        scores = process_scores(state.logits.float(), seen=seen, params=params, min_keep=1)
+        refused = [len(c) < floor for c, floor in zip(codes, min_codes, strict=True)]
+        logits = refuse_stop(state.logits.float(), refused, cfg.stop_mel_token)
+        scores = process_scores(logits, seen=seen, params=params, min_keep=1)
         tokens = sample_tokens(scores, generators)
         for row, token in enumerate(tokens.tolist()):
             if finished[row]:
@@ -289,77 +326,131 @@ def _sample(
     ]
 
 
+def beam_candidates(
+    logits: torch.Tensor,
+    *,
+    seen: torch.Tensor,
+    params: SamplingParams,
+    beam_scores: torch.Tensor,
+    beams: int,
+    generators: Sequence[torch.Generator | None],
+) -> tuple[list[list[float]], list[list[int]]]:
+    """One step's candidates of several beam searches: ``2 * beams`` draws per request, best first.
+
+    Args:
+        logits: ``(requests * beams, V)``, request-major.
+        seen, params: the rows' repetition-penalty state and settings.
+        beam_scores: ``(requests * beams,)`` float32 running scores.
+        generators: one per request.
+
+    Returns:
+        Per request, the drawn candidates' scores and flat indices ``beam * V + code``, sorted by
+        score (read back to the host: beam bookkeeping is host work, as in transformers).
+    """
+    rows, vocab = logits.shape
+    requests = rows // beams
+    log_probs = torch.log_softmax(logits.float(), dim=-1)
+    scores = process_scores(log_probs, seen=seen, params=params, min_keep=BEAM_MIN_TOKENS_TO_KEEP)
+    flat = (scores + beam_scores.view(rows, 1)).view(requests, beams * vocab)
+    drawn = draw_without_replacement(flat, 2 * beams, generators)  # (requests, 2 * beams)
+    drawn_scores, order = flat.gather(1, drawn).sort(dim=1, descending=True)
+    drawn = drawn.gather(1, order)
+    return drawn_scores.tolist(), drawn.tolist()
+
+
+class BeamSearch:
+    """The host-side state of one request's beam search (transformers' ``BeamSearchScorer``).
+
+    Rows are the request's beams, in order. Each :meth:`advance` takes that step's candidates
+    (:func:`beam_candidates`) and says which beam each row continues and with which code.
+    """
+
+    def __init__(self, options: GenerationOptions, *, stop_code: int, vocab: int) -> None:
+        self.beams = options.num_beams
+        self.max_codes = options.max_codes
+        self.stop_code = stop_code
+        self.vocab = vocab
+        # transformers starts beams 1..n-1 so low that the first step expands beam 0 only.
+        self.scores = [0.0] + [_INACTIVE_BEAM_SCORE] * (self.beams - 1)
+        self.histories: list[list[int]] = [[] for _ in range(self.beams)]
+        self.hypotheses = _Hypotheses(self.beams, options.length_penalty)
+        self.steps = 0
+        self.finished = False
+
+    def advance(self, drawn_scores: list[float], drawn_indices: list[int]) -> tuple[list[int], list[int]]:
+        """Take one step's candidates; returns ``(sources, codes)``: row i continues beam ``sources[i]``."""
+        beams, stop = self.beams, self.stop_code
+        sources, codes = list(range(beams)), [stop] * beams
+        next_scores = list(self.scores)
+        filled = 0
+        for rank, (score, index) in enumerate(zip(drawn_scores, drawn_indices, strict=True)):
+            beam, code = divmod(index, self.vocab)
+            if code == stop:
+                if rank < beams:  # a stop ranked below the top num_beams is ignored
+                    self.hypotheses.add(list(self.histories[beam]), score, self.steps + 1)
+            else:
+                sources[filled], codes[filled], next_scores[filled] = beam, code, score
+                filled += 1
+            if filled == beams:
+                break
+        if filled < beams:  # cannot happen: each beam contributes at most one stop candidate
+            raise RuntimeError(f"beam search found only {filled} continuations for {beams} beams")
+        self.finished = self.hypotheses.is_done(max(drawn_scores), self.steps + 1)
+        self.histories = [self.histories[s] + [c] for s, c in zip(sources, codes, strict=True)]
+        self.scores = next_scores
+        self.steps += 1
+        if not self.finished and self.steps >= self.max_codes:
+            for beam in range(beams):
+                self.hypotheses.add(self.histories[beam], next_scores[beam], len(self.histories[beam]))
+            self.finished = True
+        return sources, codes
+
+    def result(self) -> GeneratedCodes:
+        best = self.hypotheses.best()
+        return GeneratedCodes(
+            torch.tensor(best, dtype=torch.int64), len(best) < self.max_codes, self.stop_code
+        )
+
+
 def _beam_search(
     model: UnifiedVoice,
     state: DecodeState,
     options: list[GenerationOptions],
     params: SamplingParams,
     generators: list[torch.Generator | None],
+    min_codes: list[int],
 ) -> list[GeneratedCodes]:
     cfg = model.config
     device = state.logits.device
     requests, beams = len(options), options[0].num_beams
     rows, vocab, stop = requests * beams, cfg.number_mel_codes, cfg.stop_mel_token
-    seen = _initial_seen(rows, vocab, cfg.start_mel_token, device)
-    beam_scores = torch.zeros(requests, beams, device=device)
-    beam_scores[:, 1:] = _INACTIVE_BEAM_SCORE
-    histories: list[list[int]] = [[] for _ in range(rows)]
-    hypotheses = [_Hypotheses(beams, o.length_penalty) for o in options]
-    finished = [False] * requests
-    step = 0
+    seen = initial_seen(rows, vocab, cfg.start_mel_token, device)
+    searches = [BeamSearch(o, stop_code=stop, vocab=vocab) for o in options]
     while True:
-        log_probs = torch.log_softmax(state.logits.float(), dim=-1)
-        scores = process_scores(log_probs, seen=seen, params=params, min_keep=BEAM_MIN_TOKENS_TO_KEEP)
-        flat = (scores + beam_scores.view(rows, 1)).view(requests, beams * vocab)
-        drawn = draw_without_replacement(flat, 2 * beams, generators)  # (requests, 2 * beams)
-        drawn_scores, order = flat.gather(1, drawn).sort(dim=1, descending=True)
-        drawn = drawn.gather(1, order)
-        score_rows, index_rows = drawn_scores.tolist(), drawn.tolist()
-
-        sources, next_tokens = list(range(rows)), [stop] * rows
-        next_scores = beam_scores.view(-1).tolist()
-        for request in range(requests):
-            if finished[request]:
+        beam_scores = torch.tensor(
+            [s for search in searches for s in search.scores], dtype=torch.float32, device=device
+        )
+        refused = [search.steps < floor for search, floor in zip(searches, min_codes, strict=True)]
+        logits = refuse_stop(state.logits, [r for r in refused for _ in range(beams)], stop)
+        score_rows, index_rows = beam_candidates(
+            logits, seen=seen, params=params, beam_scores=beam_scores, beams=beams, generators=generators
+        )
+        sources, next_codes = list(range(rows)), [stop] * rows
+        for request, search in enumerate(searches):
+            if search.finished:  # its rows idle on the stop code until the others finish
                 continue
-            filled = 0
-            for rank, (score, index) in enumerate(zip(score_rows[request], index_rows[request], strict=True)):
-                beam, token = divmod(index, vocab)
-                source = request * beams + beam
-                if token == stop:
-                    if rank < beams:  # a stop ranked below the top num_beams is ignored
-                        hypotheses[request].add(list(histories[source]), score, step + 1)
-                else:
-                    target = request * beams + filled
-                    sources[target], next_tokens[target], next_scores[target] = source, token, score
-                    filled += 1
-                if filled == beams:
-                    break
-            if filled < beams:  # cannot happen: each beam contributes at most one stop candidate
-                raise RuntimeError(f"beam search found only {filled} continuations for {beams} beams")
-            finished[request] = hypotheses[request].is_done(max(score_rows[request]), step + 1)
-
-        histories = [histories[s] + [t] for s, t in zip(sources, next_tokens, strict=True)]
-        beam_scores = torch.tensor(next_scores, dtype=torch.float32, device=device).view(requests, beams)
-        step += 1
-        for request, o in enumerate(options):
-            if not finished[request] and step >= o.max_codes:
-                for beam in range(beams):
-                    row = request * beams + beam
-                    hypotheses[request].add(histories[row], next_scores[row], len(histories[row]))
-                finished[request] = True
-        if all(finished):
+            local_sources, codes = search.advance(score_rows[request], index_rows[request])
+            base = request * beams
+            sources[base : base + beams] = [base + s for s in local_sources]
+            next_codes[base : base + beams] = codes
+        if all(search.finished for search in searches):
             break
         if sources != list(range(rows)):
             source_rows = torch.tensor(sources, device=device)
             state.cache.reorder_(source_rows, span=state.span)
             state.positions.copy_(state.positions.index_select(0, source_rows))
             seen = seen.index_select(0, source_rows)
-        tokens = torch.tensor(next_tokens, device=device)
+        tokens = torch.tensor(next_codes, device=device)
         seen.scatter_(1, tokens.unsqueeze(1), True)
         decode_step(model, state, tokens)
-
-    results = []
-    for request, o in enumerate(options):
-        best = hypotheses[request].best()
-        results.append(GeneratedCodes(torch.tensor(best, dtype=torch.int64), len(best) < o.max_codes, stop))
-    return results
+    return [search.result() for search in searches]

@@ -22,7 +22,7 @@ from torch import nn
 from indextts2.errors import InvalidInput
 from indextts2.model.dit import DiT
 
-__all__ = ["DEFAULT_CFG_RATE", "DEFAULT_STEPS", "FlowMatching", "FlowOptions"]
+__all__ = ["DEFAULT_CFG_RATE", "DEFAULT_STEPS", "FlowMatching", "FlowOptions", "FlowSolve"]
 
 DEFAULT_STEPS = 25  # infer_v2.py: diffusion_steps = 25
 DEFAULT_CFG_RATE = 0.7  # infer_v2.py: inference_cfg_rate = 0.7
@@ -132,6 +132,38 @@ class FlowMatching(nn.Module):
             ``(B, mel_bins, T)`` float32: the generated mel in frames ``[prompt_lengths[b], lengths[b])``,
             zero in the prompt frames and past the end.
         """
+        solve = self.begin(
+            mu,
+            lengths=lengths,
+            prompt_mel=prompt_mel,
+            prompt_lengths=prompt_lengths,
+            style=style,
+            options=options,
+            noise=noise,
+            generator=generator,
+        )
+        while not solve.done:
+            solve.step()
+        return solve.result()
+
+    @torch.inference_mode()
+    def begin(
+        self,
+        mu: torch.Tensor,
+        *,
+        lengths: torch.Tensor,
+        prompt_mel: torch.Tensor,
+        prompt_lengths: torch.Tensor,
+        style: torch.Tensor,
+        options: FlowOptions | None = None,
+        noise: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> FlowSolve:
+        """A :meth:`solve` that advances one Euler step per :meth:`FlowSolve.step` call.
+
+        A scheduler interleaves these steps with other work (the GPT's decode steps) instead of
+        holding the device for a whole solve. The arguments are :meth:`solve`'s.
+        """
         options = options or FlowOptions()
         lengths = lengths.to(device=mu.device, dtype=torch.int64)
         prompt_lengths = prompt_lengths.to(device=mu.device, dtype=torch.int64)
@@ -152,8 +184,7 @@ class FlowMatching(nn.Module):
             )
         x = noise.float().masked_fill(in_prompt, 0.0)
 
-        guided = options.cfg_rate > 0
-        if guided:
+        if options.cfg_rate > 0:
             # The unconditional half sees no prompt, style or content: zeros, as the official solver.
             est_prompt = torch.cat([prompt_x, torch.zeros_like(prompt_x)]).to(dtype)
             est_style = torch.cat([style, torch.zeros_like(style)]).to(dtype)
@@ -166,23 +197,77 @@ class FlowMatching(nn.Module):
                 mu.to(dtype),
                 lengths,
             )
-
         grid = torch.linspace(0, 1, options.steps + 1, device=mu.device, dtype=torch.float32)
-        t = grid[0]
-        for step in range(1, options.steps + 1):
-            dt = grid[step] - grid[step - 1]
-            if guided:
-                rows = torch.cat([x, x]).to(dtype)
-                velocity = self.estimator(
-                    rows, est_prompt, t.expand(2 * batch), est_style, est_mu, est_lengths
-                ).float()
-                conditional, unconditional = velocity.chunk(2, dim=0)
-                velocity = (1.0 + options.cfg_rate) * conditional - options.cfg_rate * unconditional
-            else:
-                velocity = self.estimator(
-                    x.to(dtype), est_prompt, t.expand(batch), est_style, est_mu, est_lengths
-                ).float()
-            x = x + dt * velocity
-            t = t + dt
-            x = x.masked_fill(in_prompt, 0.0)
-        return x * valid
+        return FlowSolve(
+            estimator=self.estimator,
+            options=options,
+            x=x,
+            t=grid[0],
+            grid=grid,
+            in_prompt=in_prompt,
+            valid=valid,
+            prompt=est_prompt,
+            style=est_style,
+            mu=est_mu,
+            lengths=est_lengths,
+        )
+
+
+@dataclass(eq=False)
+class FlowSolve:
+    """A flow-matching solve in progress (:meth:`FlowMatching.begin`): call :meth:`step` until done.
+
+    The estimator's inputs are prepared once; each step is one estimator call on the doubled
+    ``[conditional; unconditional]`` batch when guidance is on.
+    """
+
+    estimator: DiT
+    options: FlowOptions
+    x: torch.Tensor  # (B, mel_bins, T) float32, the current sample
+    t: torch.Tensor  # () float32, accumulated as the official loop does
+    grid: torch.Tensor  # (steps + 1,)
+    in_prompt: torch.Tensor  # (B, 1, T)
+    valid: torch.Tensor  # (B, 1, T)
+    prompt: torch.Tensor
+    style: torch.Tensor
+    mu: torch.Tensor
+    lengths: torch.Tensor
+    steps_done: int = 0
+
+    @property
+    def done(self) -> bool:
+        return self.steps_done >= self.options.steps
+
+    @property
+    def batch(self) -> int:
+        return int(self.x.shape[0])
+
+    @torch.inference_mode()
+    def step(self) -> None:
+        """One Euler step."""
+        if self.done:
+            raise RuntimeError("the flow solve has already taken all its steps")
+        step = self.steps_done + 1
+        dt = self.grid[step] - self.grid[step - 1]
+        x, dtype, batch, cfg_rate = self.x, self.prompt.dtype, self.batch, self.options.cfg_rate
+        if cfg_rate > 0:
+            rows = torch.cat([x, x]).to(dtype)
+            velocity = self.estimator(
+                rows, self.prompt, self.t.expand(2 * batch), self.style, self.mu, self.lengths
+            ).float()
+            conditional, unconditional = velocity.chunk(2, dim=0)
+            velocity = (1.0 + cfg_rate) * conditional - cfg_rate * unconditional
+        else:
+            velocity = self.estimator(
+                x.to(dtype), self.prompt, self.t.expand(batch), self.style, self.mu, self.lengths
+            ).float()
+        x = x + dt * velocity
+        self.t = self.t + dt
+        self.x = x.masked_fill(self.in_prompt, 0.0)
+        self.steps_done = step
+
+    def result(self) -> torch.Tensor:
+        """``(B, mel_bins, T)``: the generated mel (see :meth:`FlowMatching.solve`)."""
+        if not self.done:
+            raise RuntimeError(f"the flow solve has taken {self.steps_done} of {self.options.steps} steps")
+        return self.x * self.valid

@@ -89,6 +89,22 @@ class KVCache:
         """Forget every row (the memory stays allocated)."""
         self.lengths.zero_()
 
+    def rows(self, start: int, stop: int) -> KVCache:
+        """A view of rows ``[start, stop)``: what is written through it lands in this cache."""
+        return KVCache(self.keys[:, start:stop], self.values[:, start:stop], self.lengths[start:stop])
+
+    def copy_rows_(self, targets: torch.Tensor, sources: torch.Tensor, *, span: int | None = None) -> None:
+        """Row ``targets[i]`` becomes a copy of row ``sources[i]``; every source is read before any write.
+
+        Only the rows named are touched (a beam that keeps its own history costs nothing); ``span``
+        limits the copy to the first slots (it must cover the sources' lengths).
+        """
+        end = self.capacity if span is None else span
+        for cached in (self.keys, self.values):
+            window = cached[:, :, :, :end]
+            window.index_copy_(1, targets, window.index_select(1, sources))
+        self.lengths.index_copy_(0, targets, self.lengths.index_select(0, sources))
+
 
 class Conv1D(nn.Module):
     """Hugging Face GPT-2's linear layer: ``x @ weight + bias`` with ``weight`` of shape ``(in, out)``."""

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from indextts2.errors import ModelFilesMissing
+from indextts2.errors import InvalidInput, ModelFilesMissing
 from indextts2.model.bigvgan import BigVGAN
 from indextts2.model.config import ModelConfig, load_preset
 from indextts2.model.decoding import GeneratedCodes, generate_codes
@@ -33,7 +33,7 @@ from indextts2.model.dummy import perturb_constant_parameters, seeded
 from indextts2.model.emotion import EmotionExemplars, emotion_vector
 from indextts2.model.flow import FlowOptions
 from indextts2.model.gpt import UnifiedVoice, build_dummy_gpt
-from indextts2.model.s2mel import S2Mel, mel_frames_for_codes
+from indextts2.model.s2mel import S2Mel, S2MelOutput, S2MelSolve, mel_frames_for_codes
 from indextts2.model.voice import VoiceEncoder
 from indextts2.model.voice_types import EmotionConditioning, VoiceConditioning
 from indextts2.options import Emotion, GenerationOptions
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from indextts2.model.qwen_emotion import QwenEmotion
     from indextts2.store import ModelFiles
 
-__all__ = ["NoiseSource", "Segment", "SegmentResult", "TTSModel"]
+__all__ = ["MelPiece", "NoiseSource", "NoiseStream", "Segment", "SegmentResult", "TTSModel"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,9 +62,12 @@ class Segment:
         emotion: ``(1, D)`` the request's emotion vector.
         generation: sampling settings of the request.
         flow: flow-matching settings of the request.
-        generator: the request's random generator (GPT sampling and the flow's noise).
+        generator: the segment's random generator for GPT sampling.
         index: the segment's position in its request (for the noise source and logs).
         speed: speaking-rate factor (1 = the model's own; see :func:`mel_frames_for_codes`).
+        noise_generator: the source of the flow's noise (:class:`NoiseStream`); None: ``generator``
+            after decoding. A generator of its own keeps the audio independent of how many random
+            draws decoding made (a batching engine may draw differently for finished rows).
     """
 
     text_ids: torch.Tensor
@@ -76,6 +79,57 @@ class Segment:
     generator: torch.Generator
     index: int = 0
     speed: float = 1.0
+    noise_generator: torch.Generator | None = None
+
+
+NOISE_BLOCK_FRAMES = 64  # the flow noise is drawn in blocks of this many frames (see NoiseStream)
+
+
+class NoiseStream:
+    """A segment's flow noise, drawn frame-major in fixed blocks as frames are asked for.
+
+    Frames ``[a, b)`` are the same whether a segment is rendered whole or piece by piece (streamed),
+    since the draws never depend on the sizes asked for. The prompt frames need no noise: the
+    solver zeroes them.
+    """
+
+    def __init__(self, generator: torch.Generator, bins: int) -> None:
+        self._generator = generator
+        self._bins = bins
+        self._blocks: list[torch.Tensor] = []
+
+    def frames(self, start: int, stop: int) -> torch.Tensor:
+        """``(bins, stop - start)`` float32 noise of frames ``[start, stop)``."""
+        while len(self._blocks) * NOISE_BLOCK_FRAMES < stop:
+            generator = self._generator
+            draw = torch.randn((NOISE_BLOCK_FRAMES, self._bins), generator=generator, device=generator.device)
+            self._blocks.append(draw)
+        first, last = start // NOISE_BLOCK_FRAMES, -(-stop // NOISE_BLOCK_FRAMES)
+        joined = torch.cat(self._blocks[first:last])  # (frames, bins)
+        offset = first * NOISE_BLOCK_FRAMES
+        return joined[start - offset : stop - offset].T
+
+
+@dataclass(frozen=True, eq=False)
+class MelPiece:
+    """Codes of one segment to be turned into mel, and where they sit in the segment.
+
+    A whole segment is ``MelPiece(segment, codes, latents)``; a streamed piece covers codes
+    ``[start, start + n)`` and the mel frames ``[first_frame, first_frame + frames)`` of the segment.
+
+    Attributes:
+        segment: the segment it belongs to.
+        codes: ``(n,)`` int64 codes on the model's device.
+        latents: ``(n, D)`` their GPT latents (:meth:`TTSModel.latent_pass`).
+        first_frame: the segment's mel frame the piece starts at.
+        frames: target mel frames (None: the rule of :func:`mel_frames_for_codes`).
+    """
+
+    segment: Segment
+    codes: torch.Tensor
+    latents: torch.Tensor
+    first_frame: int = 0
+    frames: int | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -251,8 +305,14 @@ class TTSModel(nn.Module):
     # ------------------------------------------------------------------------------ segments
 
     @torch.inference_mode()
-    def decode(self, segments: Sequence[Segment]) -> list[GeneratedCodes]:
-        """GPT decoding of a batch of segments (one prompt each; ``num_beams`` must agree)."""
+    def decode(
+        self, segments: Sequence[Segment], *, min_codes: Sequence[int] | None = None
+    ) -> list[GeneratedCodes]:
+        """GPT decoding of a batch of segments (one prompt each; ``num_beams`` must agree).
+
+        ``min_codes`` (per segment) refuses the stop code until that many codes exist
+        (:func:`~indextts2.model.decoding.generate_codes`).
+        """
         latents = torch.cat([s.speaker_latents for s in segments])
         emotions = torch.cat([s.emotion for s in segments])
         prompts = self.gpt.prompt_embeddings(
@@ -263,6 +323,7 @@ class TTSModel(nn.Module):
             prompts,
             options=[s.generation for s in segments],
             generators=[s.generator for s in segments],
+            min_codes=min_codes,
         )
 
     @torch.inference_mode()
@@ -284,38 +345,111 @@ class TTSModel(nn.Module):
                 logger.warning("segment %d produced no speech codes; it is left silent", segments[i].index)
                 results[i] = SegmentResult(torch.zeros(0), generated.codes.cpu(), generated.stopped)
         if active:
-            waves = self._render_active(
-                [segments[i] for i in active], [codes[i] for i in active], noise_source
-            )
+            chosen = [segments[i] for i in active]
+            code_list = [codes[i].codes.to(self.device) for i in active]
+            latents = self.latent_pass(chosen, code_list)
+            pieces = [MelPiece(s, c, x) for s, c, x in zip(chosen, code_list, latents, strict=True)]
+            streams = [NoiseStream(self.noise_generator(s), self.s2mel.mel_bins) for s in chosen]
+            solve = self.begin_mel(pieces, noise=self.flow_noise(pieces, streams, noise_source))
+            while not solve.done:
+                solve.step()
+            waves = self.vocode(solve.result())
             for i, wave in zip(active, waves, strict=True):
                 results[i] = SegmentResult(wave, codes[i].codes.cpu(), codes[i].stopped)
         return [r for r in results if r is not None]
 
-    def _render_active(
-        self,
-        segments: Sequence[Segment],
-        codes: Sequence[GeneratedCodes],
-        noise_source: NoiseSource | None,
-    ) -> list[torch.Tensor]:
+    # ------------------------------------------------------------------------------ render stages
+
+    @staticmethod
+    def noise_generator(segment: Segment) -> torch.Generator:
+        """The generator a segment's flow noise comes from."""
+        return segment.generator if segment.noise_generator is None else segment.noise_generator
+
+    @torch.inference_mode()
+    def latent_pass(self, segments: Sequence[Segment], codes: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """The GPT latents ``(n_i, D)`` (float32) of each segment's codes, in one batch.
+
+        The pass is causal: the latents of the first k codes do not depend on the later ones, so a
+        streamed piece may take the rows it needs from a pass over the codes known so far.
+        """
         device = self.device
-        code_list = [c.codes.to(device) for c in codes]
         latents = self.gpt.latents(
             torch.cat([s.speaker_latents for s in segments]),
             torch.cat([s.emotion for s in segments]),
             [s.text_ids.to(device) for s in segments],
-            code_list,
+            [c.to(device) for c in codes],
         )
+        return [x.float() for x in latents]
+
+    def mel_frames(self, segment: Segment, codes: int) -> int:
+        """Mel frames of a segment's first ``codes`` codes (the s2mel rule, the segment's speed)."""
+        if codes <= 0:
+            return 0
+        speed = None if segment.speed == 1.0 else torch.tensor([segment.speed])
+        return int(mel_frames_for_codes(torch.tensor([codes]), speed)[0])
+
+    def flow_noise(
+        self,
+        pieces: Sequence[MelPiece],
+        streams: Sequence[NoiseStream],
+        noise_source: NoiseSource | Sequence[NoiseSource | None] | None = None,
+    ) -> torch.Tensor:
+        """The flow's initial noise ``(B, mel_bins, longest)`` for :meth:`begin_mel`, zero-padded.
+
+        Each row: zeros over its voice's prompt frames (the solver zeroes them anyway), then its
+        stream's frames. ``noise_source`` (a test hook; one for all rows or one per row) replaces
+        the draws of whole segments.
+        """
+        sources = list(noise_source) if isinstance(noise_source, Sequence) else [noise_source] * len(pieces)
+        bins = self.s2mel.mel_bins
+        totals = []
+        for piece in pieces:
+            frames = (
+                piece.frames if piece.frames is not None else self.mel_frames(piece.segment, len(piece.codes))
+            )
+            totals.append((int(piece.segment.voice.mel_lengths[0]), frames))
+        noise = torch.zeros(len(pieces), bins, max(p + f for p, f in totals), device=self.device)
+        rows = zip(pieces, streams, sources, totals, strict=True)
+        for row, (piece, stream, source, (prompt, frames)) in enumerate(rows):
+            if source is not None:
+                draw = source(piece.segment, (1, bins, prompt + frames))[0]
+                noise[row, :, : prompt + frames] = draw.to(self.device)
+            else:
+                start = piece.first_frame
+                noise[row, :, prompt : prompt + frames] = stream.frames(start, start + frames).to(self.device)
+        return noise
+
+    @torch.inference_mode()
+    def begin_mel(self, pieces: Sequence[MelPiece], *, noise: torch.Tensor) -> S2MelSolve:
+        """Start s2mel for a batch of pieces (one flow setting); step the result until done.
+
+        Raises:
+            InvalidInput: the pieces ask for different diffusion steps or guidance.
+        """
+        segments = [p.segment for p in pieces]
+        flows = {s.flow for s in segments}
+        if len(flows) > 1:
+            raise InvalidInput("segments rendered together must use the same diffusion steps and cfg_rate")
+        device = self.device
+        code_list = [p.codes.to(device) for p in pieces]
         code_lengths = torch.tensor([c.numel() for c in code_list], device=device)
         padded_codes = nn.utils.rnn.pad_sequence(code_list, batch_first=True)  # (B, N), 0-padded
-        latent = nn.utils.rnn.pad_sequence([x.float() for x in latents], batch_first=True)  # (B, N, D)
+        latent = nn.utils.rnn.pad_sequence([p.latents.float() for p in pieces], batch_first=True)  # (B, N, D)
         embedding = self.voice_encoder.codec.vq2emb(padded_codes)  # (B, N, W)
         voices = VoiceConditioning.stack([s.voice.to(device) for s in segments])
-        flow = segments[0].flow
         speed = None
         if any(s.speed != 1.0 for s in segments):
             speed = torch.tensor([s.speed for s in segments], device=device)
-        noise = self._noise(segments, voices.mel_lengths, code_lengths, speed, noise_source)
-        mel = self.s2mel.generate(
+        target_lengths = None
+        if any(p.frames is not None for p in pieces):
+            target_lengths = torch.tensor(
+                [
+                    p.frames if p.frames is not None else self.mel_frames(p.segment, len(p.codes))
+                    for p in pieces
+                ],
+                device=device,
+            )
+        return self.s2mel.begin(
             latent,
             embedding,
             prompt_condition=voices.prompt_condition,
@@ -323,31 +457,15 @@ class TTSModel(nn.Module):
             style=voices.speaker_style,
             code_lengths=code_lengths,
             prompt_lengths=voices.mel_lengths,
-            options=flow,
+            options=segments[0].flow,
             noise=noise,
             speed=speed,
+            target_lengths=target_lengths,
         )
+
+    @torch.inference_mode()
+    def vocode(self, mel: S2MelOutput) -> list[torch.Tensor]:
+        """BigVGAN on a batch of mels: one float32 waveform per row, on the CPU."""
         wave = self.vocoder(mel.mel, mel.lengths)  # (B, samples)
         samples = (mel.lengths * self.vocoder.hop_size).tolist()
         return [wave[row, : int(n)].cpu() for row, n in enumerate(samples)]
-
-    def _noise(
-        self,
-        segments: Sequence[Segment],
-        prompt_lengths: torch.Tensor,
-        code_lengths: torch.Tensor,
-        speed: torch.Tensor | None,
-        noise_source: NoiseSource | None,
-    ) -> torch.Tensor:
-        """The flow's initial noise, ``(B, mel_bins, longest)``: each segment's own draw, zero-padded."""
-        totals = (prompt_lengths + mel_frames_for_codes(code_lengths, speed)).tolist()
-        bins = self.s2mel.mel_bins
-        noise = torch.zeros(len(segments), bins, int(max(totals)), device=self.device)
-        for row, (segment, total) in enumerate(zip(segments, totals, strict=True)):
-            shape = (1, bins, int(total))
-            if noise_source is not None:
-                draw = noise_source(segment, shape)
-            else:
-                draw = torch.randn(shape, generator=segment.generator, device=segment.generator.device)
-            noise[row, :, : int(total)] = draw[0].to(self.device)
-        return noise

@@ -24,7 +24,7 @@ from indextts2.errors import CheckpointError, ConfigError, InvalidInput
 from indextts2.model.config import ModelConfig
 from indextts2.model.dit import UNUSED_CHECKPOINT_KEYS, DiT, DiTConfig, timestep_frequencies
 from indextts2.model.dummy import seeded
-from indextts2.model.flow import FlowMatching, FlowOptions
+from indextts2.model.flow import FlowMatching, FlowOptions, FlowSolve
 from indextts2.model.length_regulator import LengthRegulator
 from indextts2.model.loading import load_into, read_s2mel_checkpoint
 from indextts2.model.precision import resolve_precision
@@ -35,6 +35,7 @@ __all__ = [
     "CODES_TO_MEL_FRAMES",
     "S2Mel",
     "S2MelOutput",
+    "S2MelSolve",
     "concat_ragged",
     "cut_prompt",
     "mel_frames_for_codes",
@@ -243,17 +244,23 @@ class S2Mel(nn.Module):
         prompt_condition: torch.Tensor,
         prompt_lengths: torch.Tensor,
         speed: torch.Tensor | None = None,
+        target_lengths: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The flow's condition ``mu``: each voice's prompt condition, then its regulated content.
 
         ``speed`` ``(B,)`` shortens (> 1) or lengthens (< 1) each row's content; None = 1.
+        ``target_lengths`` ``(B,)`` overrides the frames per row (a streamed piece of a segment gets
+        the frames its codes cover in the whole segment, see :func:`mel_frames_for_codes`).
 
         Returns:
             ``mu`` ``(B, T, channels)``, total lengths ``(B,)`` (prompt + target) and target lengths ``(B,)``.
         """
         if bool((code_lengths < 1).any()) or bool((code_lengths > content.shape[1]).any()):
             raise InvalidInput(f"every sequence needs between 1 and {content.shape[1]} codes")
-        target_lengths = mel_frames_for_codes(code_lengths, speed)
+        if target_lengths is None:
+            target_lengths = mel_frames_for_codes(code_lengths, speed)
+        elif bool((target_lengths < 1).any()):
+            raise InvalidInput("every sequence needs at least one mel frame")
         cond = self.length_regulator(content, target_lengths, code_lengths)  # (B, T_target, C)
         mu, lengths = concat_ragged(prompt_condition, prompt_lengths, cond, target_lengths)
         return mu, lengths, target_lengths
@@ -273,6 +280,7 @@ class S2Mel(nn.Module):
         noise: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         speed: torch.Tensor | None = None,
+        target_lengths: torch.Tensor | None = None,
     ) -> S2MelOutput:
         """Generate the mel spectrogram of a batch of utterances.
 
@@ -290,6 +298,7 @@ class S2Mel(nn.Module):
             generator: source of the noise when ``noise`` is omitted.
             speed: ``(B,)`` speaking-rate factors (default 1, the official rate); the target has
                 ``int(n_codes * 1.72 / speed)`` frames.
+            target_lengths: ``(B,)`` target frames per row, instead of the rule above.
 
         Returns:
             The generated mel (prompt frames removed) and its lengths.
@@ -297,6 +306,42 @@ class S2Mel(nn.Module):
         Raises:
             InvalidInput: shapes or lengths that do not fit together.
         """
+        solve = self.begin(
+            latent,
+            semantic_embedding,
+            prompt_condition=prompt_condition,
+            prompt_mel=prompt_mel,
+            style=style,
+            code_lengths=code_lengths,
+            prompt_lengths=prompt_lengths,
+            options=options,
+            noise=noise,
+            generator=generator,
+            speed=speed,
+            target_lengths=target_lengths,
+        )
+        while not solve.done:
+            solve.step()
+        return solve.result()
+
+    @torch.inference_mode()
+    def begin(
+        self,
+        latent: torch.Tensor,
+        semantic_embedding: torch.Tensor,
+        *,
+        prompt_condition: torch.Tensor,
+        prompt_mel: torch.Tensor,
+        style: torch.Tensor,
+        code_lengths: torch.Tensor | None = None,
+        prompt_lengths: torch.Tensor | None = None,
+        options: FlowOptions | None = None,
+        noise: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        speed: torch.Tensor | None = None,
+        target_lengths: torch.Tensor | None = None,
+    ) -> S2MelSolve:
+        """:meth:`generate` one flow step at a time (see :class:`S2MelSolve`); same arguments."""
         batch, codes = latent.shape[:2]
         device = latent.device
         code_lengths = _default_lengths(code_lengths, batch, codes, device)
@@ -313,8 +358,9 @@ class S2Mel(nn.Module):
             prompt_condition=prompt_condition,
             prompt_lengths=prompt_lengths,
             speed=speed,
+            target_lengths=None if target_lengths is None else target_lengths.to(device, torch.int64),
         )
-        out = self.cfm.solve(
+        flow = self.cfm.begin(
             mu,
             lengths=lengths,
             prompt_mel=prompt_mel,
@@ -324,5 +370,28 @@ class S2Mel(nn.Module):
             noise=noise,
             generator=generator,
         )
-        mel, mel_lengths = cut_prompt(out, prompt_lengths, lengths)
+        return S2MelSolve(flow=flow, prompt_lengths=prompt_lengths, lengths=lengths)
+
+
+@dataclass(eq=False)
+class S2MelSolve:
+    """s2mel in progress: call :meth:`step` (one Euler step of the flow) until :attr:`done`."""
+
+    flow: FlowSolve
+    prompt_lengths: torch.Tensor
+    lengths: torch.Tensor
+
+    @property
+    def done(self) -> bool:
+        return self.flow.done
+
+    @property
+    def steps_left(self) -> int:
+        return self.flow.options.steps - self.flow.steps_done
+
+    def step(self) -> None:
+        self.flow.step()
+
+    def result(self) -> S2MelOutput:
+        mel, mel_lengths = cut_prompt(self.flow.result(), self.prompt_lengths, self.lengths)
         return S2MelOutput(mel=mel, lengths=mel_lengths)

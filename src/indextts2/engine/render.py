@@ -1,0 +1,206 @@
+"""The render stages of the engine: latent pass, s2mel (length-bucketed, stepped) and BigVGAN.
+
+Pieces (whole segments, or streamed parts of them) queue here once their codes are known. Each
+scheduler iteration the renderer runs the latent pass for every queued piece in one batch, keeps
+one s2mel batch in flight and advances it by a flow step or a few (so the GPT's decode steps keep
+coming between them), and when the solve is done runs BigVGAN on that batch.
+
+An s2mel batch is drawn from pieces with the same diffusion settings, starting with the oldest,
+adding those of similar length (within ``bucket_ratio``) up to ``max_flow_batch`` pieces and
+``max_flow_frames`` padded frames; each piece is masked to its own length, and classifier-free
+guidance doubles the batch inside the solver.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from indextts2.engine.config import EngineConfig
+from indextts2.model.pipeline import MelPiece, NoiseSource, NoiseStream, Segment, TTSModel
+from indextts2.model.s2mel import S2MelSolve
+
+__all__ = ["RenderPiece", "Renderer"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class RenderPiece:
+    """Codes of a segment to be rendered to audio.
+
+    Attributes:
+        owner: the engine's state of the segment (the renderer does not look into it).
+        segment: the segment.
+        codes: ``(end,)`` int64, every code of the segment known up to the piece's end (the latent
+            pass reads them all).
+        start: the piece's first code; it renders ``codes[start:]``.
+        first_frame, frames: the mel frames it covers in the segment; ``frames`` None: the segment
+            whole, by the s2mel rule.
+        final: the segment's last piece.
+        noise: the segment's noise stream.
+        noise_source: test hook for whole segments (see :data:`~indextts2.model.pipeline.NoiseSource`).
+    """
+
+    owner: object
+    segment: Segment
+    codes: torch.Tensor
+    start: int
+    first_frame: int
+    frames: int | None
+    final: bool
+    noise: NoiseStream
+    noise_source: NoiseSource | None = None
+    prompt_frames: int = 0
+    latents: torch.Tensor | None = None
+    wave: torch.Tensor | None = None
+    queued_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def total_frames(self) -> int:
+        frames = self.frames if self.frames is not None else int(1.72 * (len(self.codes) - self.start))
+        return self.prompt_frames + frames
+
+
+@dataclass(eq=False)
+class _FlowBatch:
+    pieces: list[RenderPiece]
+    solve: S2MelSolve
+
+
+class Renderer:
+    """Queues of pieces between the GPT and the audio; one s2mel batch in flight at a time."""
+
+    def __init__(
+        self,
+        model: TTSModel,
+        config: EngineConfig,
+        *,
+        on_batch: Callable[[str, int], None] | None = None,
+        timed: Callable[[str, Callable[[], Any]], Any] | None = None,
+    ) -> None:
+        self.model = model
+        self.config = config
+        self._on_batch = on_batch or (lambda stage, size: None)
+        self._timed = timed or (lambda stage, function: function())
+        self._latent_queue: list[RenderPiece] = []
+        self._flow_queue: list[RenderPiece] = []
+        self._flow: _FlowBatch | None = None
+
+    @property
+    def idle(self) -> bool:
+        return not self._latent_queue and not self._flow_queue and self._flow is None
+
+    def add(self, piece: RenderPiece) -> None:
+        piece.prompt_frames = int(piece.segment.voice.mel_lengths[0])
+        self._latent_queue.append(piece)
+
+    def drop(self, keep: Callable[[RenderPiece], bool]) -> None:
+        """Forget queued pieces for which ``keep`` is False (cancelled requests).
+
+        A batch already in the solver runs to its end; its pieces come back and the caller ignores
+        those it no longer wants.
+        """
+        self._latent_queue = [p for p in self._latent_queue if keep(p)]
+        self._flow_queue = [p for p in self._flow_queue if keep(p)]
+
+    def in_flight(self) -> list[RenderPiece]:
+        """Every piece the renderer holds (queued or in the solver)."""
+        held = self._latent_queue + self._flow_queue
+        return held + (self._flow.pieces if self._flow is not None else [])
+
+    def step(self, *, decoding: bool) -> list[RenderPiece]:
+        """One scheduler iteration of rendering; returns the pieces whose audio is ready."""
+        if self._latent_queue:
+            self._timed("latent", self._latent_pass)
+        if self._flow is None and self._flow_queue:
+            self._timed("s2mel", self._start_flow)
+        if self._flow is None:
+            return []
+        flow = self._flow
+        steps = self.config.flow_steps_per_iteration if decoding else flow.solve.steps_left
+
+        def advance() -> None:
+            for _ in range(min(steps, flow.solve.steps_left)):
+                flow.solve.step()
+
+        self._timed("s2mel", advance)
+        if not flow.solve.done:
+            return []
+        self._flow = None
+        waves = self._timed("vocoder", lambda: self.model.vocode(flow.solve.result()))
+        self._on_batch("vocoder", len(flow.pieces))
+        for piece, wave in zip(flow.pieces, waves, strict=True):
+            piece.wave = wave
+        return flow.pieces
+
+    def fail(self) -> list[RenderPiece]:
+        """Drop everything (after an error); returns the pieces dropped."""
+        dropped = self.in_flight()
+        self._latent_queue, self._flow_queue, self._flow = [], [], None
+        return dropped
+
+    # ---- stages
+
+    def _latent_pass(self) -> None:
+        pieces, self._latent_queue = self._latent_queue, []
+        latents = self.model.latent_pass([p.segment for p in pieces], [p.codes for p in pieces])
+        self._on_batch("latent", len(pieces))
+        for piece, rows in zip(pieces, latents, strict=True):
+            piece.latents = rows[piece.start :]
+            self._flow_queue.append(piece)
+
+    def _choose(self) -> list[RenderPiece]:
+        queue = self._flow_queue
+        oldest = min(queue, key=lambda p: p.queued_at)
+        config = self.config
+        candidates = [p for p in queue if p is not oldest and p.segment.flow == oldest.segment.flow]
+        size = oldest.total_frames
+        low, high = size / config.bucket_ratio, size * config.bucket_ratio
+        close = sorted(
+            (p for p in candidates if low <= p.total_frames <= high),
+            key=lambda p: (abs(p.total_frames - size), p.queued_at),
+        )
+        chosen = [oldest]
+        longest = size
+        for piece in close:
+            if len(chosen) >= config.max_flow_batch:
+                break
+            longest_if = max(longest, piece.total_frames)
+            if longest_if * (len(chosen) + 1) > config.max_flow_frames:
+                break
+            chosen.append(piece)
+            longest = longest_if
+        return chosen
+
+    def _start_flow(self) -> None:
+        chosen = self._choose()
+        taken = set(map(id, chosen))
+        self._flow_queue = [p for p in self._flow_queue if id(p) not in taken]
+        device = self.model.device
+        mel_pieces = []
+        for piece in chosen:
+            if piece.latents is None:
+                raise RuntimeError("a piece reached s2mel without its latents")
+            mel_pieces.append(
+                MelPiece(
+                    piece.segment,
+                    piece.codes[piece.start :].to(device),
+                    piece.latents,
+                    piece.first_frame,
+                    piece.frames,
+                )
+            )
+        noise = self.model.flow_noise(
+            mel_pieces,
+            [p.noise for p in chosen],
+            [p.noise_source if p.frames is None else None for p in chosen],
+        )
+        solve = self.model.begin_mel(mel_pieces, noise=noise)
+        self._on_batch("s2mel", len(chosen))
+        self._flow = _FlowBatch(chosen, solve)

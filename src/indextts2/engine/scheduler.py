@@ -1,0 +1,671 @@
+"""The engine: one thread that owns the model, and the bounded queue in front of it.
+
+Each iteration of the engine thread:
+
+1. runs queued calls (voice encodings, batched together; any other model call);
+2. admits waiting requests up to ``max_active`` and runs their conditioning (``job.prepare``);
+3. drops cancelled requests (their KV rows are free for this very step);
+4. starts the segments the requests may decode now (KV rows permitting);
+5. takes one GPT decode step for every decoding sequence (continuous batching: new ones are
+   prefilled first, finished ones leave);
+6. queues render pieces: a segment whose decoding ended, or, when streaming in chunks, the next
+   piece of one still decoding;
+7. advances rendering (latent pass, an s2mel step or a few, BigVGAN when a solve completes);
+8. hands finished audio to the requests, in order, with the silence between segments.
+
+Only this thread touches the model. Callers block on (or await) their :class:`RequestHandle`.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+
+from indextts2.engine.config import EngineConfig
+from indextts2.engine.decode import DecodeBatch, DecodingSequence, run_decode_forward
+from indextts2.engine.graphs import DecodeGraphs
+from indextts2.engine.kv_pool import KVPool, plan_rows
+from indextts2.engine.render import Renderer, RenderPiece
+from indextts2.engine.requests import AudioChunk, RequestHandle, SynthesisJob
+from indextts2.engine.streaming import ChunkPlanner, CrossFader
+from indextts2.errors import IndexTTS2Error, InvalidInput, Overloaded
+from indextts2.model.pipeline import NoiseStream, Segment, TTSModel
+from indextts2.model.voice_types import SpeakerClip, VoiceConditioning
+
+__all__ = ["PROMPT_OVERHEAD", "STAGES", "Engine", "EngineClosed", "EngineStats", "max_positions"]
+
+logger = logging.getLogger(__name__)
+
+R = TypeVar("R")
+
+STAGES = ("voice", "conditioning", "prefill", "decode", "latent", "s2mel", "vocoder")
+PROMPT_OVERHEAD = 37  # conditioning block (34) + start/stop text + start code (see model.gpt)
+_IDLE_WAIT = 0.005  # seconds the thread sleeps when every request waits for its reader
+
+
+def max_positions(model: TTSModel, config: EngineConfig) -> int:
+    """KV-cache positions per sequence: the config's, or what the model's limits can need."""
+    gpt = model.gpt.config
+    return config.max_positions or (gpt.max_text_tokens + PROMPT_OVERHEAD + gpt.max_mel_tokens)
+
+
+class EngineClosed(IndexTTS2Error):
+    """The engine stopped before the request finished (the Synthesizer was closed)."""
+
+    http_status = 503
+    code = "engine_closed"
+
+
+@dataclass(frozen=True)
+class EngineStats:
+    """A snapshot of the engine.
+
+    Attributes:
+        waiting: requests queued for admission; active: requests in progress.
+        decoding: sequences in the GPT batch; kv_rows / kv_rows_free: the pool's rows.
+        kv_bytes: memory of the pool.
+        steps: decode steps taken.
+        batches, items: per stage, batches run and items processed (mean batch = items / batches).
+        last_batch: per stage, the size of the latest batch.
+        stage_seconds: per stage, time spent (measured only with ``profile=True``).
+        segments_started: segments that entered decoding.
+        finished, cancelled, failed: requests by outcome.
+    """
+
+    waiting: int
+    active: int
+    decoding: int
+    kv_rows: int
+    kv_rows_free: int
+    kv_bytes: int
+    steps: int
+    batches: dict[str, int]
+    items: dict[str, int]
+    last_batch: dict[str, int]
+    stage_seconds: dict[str, float]
+    segments_started: int
+    finished: int
+    cancelled: int
+    failed: int
+
+
+@dataclass(eq=False)
+class _Call:
+    function: Callable[[TTSModel], Any]
+    clip: SpeakerClip | None = None  # a voice encoding (batched with the others)
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Any = None
+    error: BaseException | None = None
+
+
+@dataclass(eq=False)
+class _SegmentState:
+    request: _Request
+    index: int
+    segment: Segment
+    planner: ChunkPlanner
+    fader: CrossFader
+    noise: NoiseStream
+    min_codes: int
+    sequence: DecodingSequence | None = None
+    decoded: bool = False
+    codes: list[int] = field(default_factory=list)
+    piece: RenderPiece | None = None
+    outputs: deque[np.ndarray] = field(default_factory=deque)
+    complete: bool = False
+    started_output: bool = False
+
+
+@dataclass(eq=False)
+class _Request:
+    job: SynthesisJob
+    handle: RequestHandle
+    segments: list[_SegmentState] = field(default_factory=list)
+    next_to_decode: int = 0
+    next_to_emit: int = 0
+    warned: bool = False
+
+    @property
+    def decoding(self) -> int:
+        return sum(1 for s in self.segments[: self.next_to_decode] if not s.decoded)
+
+
+class Engine:
+    """Runs every request's stages in batches on one device. Start it, submit jobs, close it.
+
+    Args:
+        model: the networks; the engine thread is their only user while the engine runs.
+        config: queue, pool and batching settings.
+        profile: measure the time of every stage (synchronising the device after each).
+    """
+
+    def __init__(self, model: TTSModel, config: EngineConfig | None = None, *, profile: bool = False) -> None:
+        self.model = model
+        self.config = config or EngineConfig()
+        self.profile = profile
+        self._condition = threading.Condition()
+        self._waiting: deque[_Request] = deque()
+        self._calls: deque[_Call] = deque()
+        self._active: list[_Request] = []
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._setup_error: BaseException | None = None
+        self._stopping = False
+        self._closed = False
+        self.pool: KVPool | None = None
+        self._decoder: DecodeBatch | None = None
+        self._renderer: Renderer | None = None
+        self._graphs: DecodeGraphs | None = None
+        self._batches = dict.fromkeys(STAGES, 0)
+        self._items = dict.fromkeys(STAGES, 0)
+        self._last = dict.fromkeys(STAGES, 0)
+        self._seconds = dict.fromkeys(STAGES, 0.0)
+        self._segments_started = 0
+        self._finished = self._cancelled = self._failed = 0
+
+    # ------------------------------------------------------------------------------ lifecycle
+
+    def start(self) -> Engine:
+        """Start the engine thread (allocates the KV pool, captures graphs on CUDA). Idempotent."""
+        with self._condition:
+            if self._closed:
+                raise EngineClosed("the engine is closed")
+            if self._thread is not None:
+                return self
+            self._thread = threading.Thread(target=self._run, name="indextts2-engine", daemon=True)
+            self._thread.start()
+        self._ready.wait()
+        if self._setup_error is not None:
+            raise self._setup_error
+        return self
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop the thread; requests still in progress end with :class:`EngineClosed`."""
+        with self._condition:
+            if self._closed:
+                return
+            self._closed = True
+            self._stopping = True
+            self._condition.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._drain(EngineClosed("the engine was closed before the request finished"))
+        self.pool = None
+        self._decoder = self._renderer = self._graphs = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and not self._stopping
+
+    def __enter__(self) -> Engine:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------------------ submitting
+
+    def submit(self, job: SynthesisJob, *, wait: bool = False) -> RequestHandle:
+        """Queue a request; iterate the returned handle for its audio.
+
+        Args:
+            wait: when ``max_queue`` requests already wait, block until one is admitted instead of
+                raising.
+
+        Raises:
+            Overloaded: the queue is full (and ``wait`` is False).
+            EngineClosed: the engine is closed.
+        """
+        self.start()
+        request = _Request(job, RequestHandle(job.label))
+        with self._condition:
+            while True:
+                if self._closed:
+                    raise EngineClosed("the engine is closed")
+                if len(self._waiting) < self.config.max_queue:
+                    break
+                if not wait:
+                    raise Overloaded(
+                        f"the engine is busy: {len(self._waiting)} request(s) are waiting; try again shortly",
+                        retry_after=1.0,
+                    )
+                self._condition.wait(0.05)
+            self._waiting.append(request)
+            self._condition.notify_all()
+        return request.handle
+
+    def call(self, function: Callable[[TTSModel], R]) -> R:
+        """Run ``function(model)`` on the engine thread and return its result (or raise its error)."""
+        return self._call(_Call(function))
+
+    def encode_voice(self, clip: SpeakerClip) -> VoiceConditioning:
+        """Encode a speaker clip on the engine thread, batched with other clips queued meanwhile.
+
+        Returns the conditioning on the CPU in float32 (a batch of one, cut to its own lengths).
+        """
+        result: VoiceConditioning = self._call(_Call(lambda model: None, clip=clip))
+        return result
+
+    def _call(self, call: _Call) -> Any:
+        self.start()
+        with self._condition:
+            if self._closed:
+                raise EngineClosed("the engine is closed")
+            self._calls.append(call)
+            self._condition.notify_all()
+        while not call.done.wait(0.1):
+            if self._closed and not call.done.is_set():
+                raise EngineClosed("the engine was closed before the call ran")
+        if call.error is not None:
+            raise call.error
+        return call.result
+
+    # ------------------------------------------------------------------------------ state
+
+    def stats(self) -> EngineStats:
+        pool = self.pool
+        decoder = self._decoder
+        with self._condition:
+            waiting, active = len(self._waiting), len(self._active)
+        return EngineStats(
+            waiting=waiting,
+            active=active,
+            decoding=len(decoder.sequences) if decoder is not None else 0,
+            kv_rows=pool.rows if pool is not None else 0,
+            kv_rows_free=pool.free if pool is not None else 0,
+            kv_bytes=pool.bytes if pool is not None else 0,
+            steps=decoder.steps if decoder is not None else 0,
+            batches=dict(self._batches),
+            items=dict(self._items),
+            last_batch=dict(self._last),
+            stage_seconds=dict(self._seconds),
+            segments_started=self._segments_started,
+            finished=self._finished,
+            cancelled=self._cancelled,
+            failed=self._failed,
+        )
+
+    def _note_batch(self, stage: str, size: int) -> None:
+        self._batches[stage] += 1
+        self._items[stage] += size
+        self._last[stage] = size
+
+    # ------------------------------------------------------------------------------ the thread
+
+    def _setup(self) -> None:
+        model, config = self.model, self.config
+        device = model.device
+        positions = max_positions(model, config)
+        rows = plan_rows(
+            model.gpt,
+            positions=positions,
+            rows=config.kv_rows,
+            memory_fraction=config.kv_memory_fraction,
+            device=device,
+        )
+        self.pool = KVPool(model.gpt, rows=rows, positions=positions, device=device)
+        self._decoder = DecodeBatch(model, self.pool, max_prefill_rows=config.max_prefill_rows)
+        self._renderer = Renderer(model, config, on_batch=self._note_batch, timed=self._timed)
+        if device.type == "cuda" and config.cuda_graphs:
+            pool = self.pool
+
+            def forward(rows: int, span: int) -> None:
+                run_decode_forward(model, pool, rows, span)
+
+            graphs = DecodeGraphs(forward, pool, config.graph_batch_sizes)
+            with torch.inference_mode():
+                graphs.capture()
+            self._graphs = graphs
+            decoder = self._decoder
+
+            def replay_or_run(rows: int, span: int) -> bool:
+                if not graphs.run(rows, span):
+                    run_decode_forward(model, pool, rows, span)
+                return True
+
+            decoder.forward = replay_or_run
+        if device.type == "cuda" and config.compile_dit:
+            estimator = model.s2mel.cfm.estimator
+            estimator.forward = torch.compile(estimator.forward, dynamic=True)  # type: ignore[method-assign]
+        logger.info("engine ready: %d KV rows x %d positions on %s", rows, positions, device)
+
+    def _run(self) -> None:
+        try:
+            self._setup()
+        except BaseException as error:  # noqa: BLE001 - re-raised by start() on the caller's thread
+            self._setup_error = error
+            self._closed = True
+            self._ready.set()
+            return
+        self._ready.set()
+        with torch.inference_mode():
+            while True:
+                with self._condition:
+                    while not self._stopping and not (self._calls or self._waiting or self._active):
+                        self._condition.wait()
+                    if self._stopping:
+                        break
+                    calls = list(self._calls)
+                    self._calls.clear()
+                    room = self.config.max_active - len(self._active)
+                    admitted = [self._waiting.popleft() for _ in range(min(room, len(self._waiting)))]
+                    self._active += admitted
+                    if admitted:
+                        self._condition.notify_all()  # room in the queue for waiting submitters
+                try:
+                    progressed = self._iteration(calls, admitted)
+                except Exception as error:  # the thread must survive a failing batch
+                    logger.exception("engine iteration failed; failing the requests in progress")
+                    self._fail_everything(error)
+                    progressed = True
+                if not progressed:
+                    with self._condition:
+                        self._condition.wait(_IDLE_WAIT)
+
+    def _timed(self, stage: str, function: Callable[[], R]) -> R:
+        if not self.profile:
+            return function()
+        started = time.perf_counter()
+        result = function()
+        if self.model.device.type == "cuda":
+            torch.cuda.synchronize()
+        self._seconds[stage] += time.perf_counter() - started
+        return result
+
+    def _iteration(self, calls: list[_Call], admitted: list[_Request]) -> bool:
+        decoder, renderer = self._decoder, self._renderer
+        if decoder is None or renderer is None:
+            raise RuntimeError("the engine is not set up")
+        if calls:
+            self._run_calls(calls)
+        for request in admitted:
+            self._timed("conditioning", functools.partial(self._prepare, request))
+        self._drop_cancelled()
+        self._start_segments()
+        progressed = bool(calls or admitted)
+        if not decoder.idle:
+            if decoder.pending:
+                prefilled = self._timed("prefill", decoder.admit)
+                if prefilled:
+                    self._note_batch("prefill", prefilled)
+            rows = decoder.pool.used
+            changed = self._timed("decode", decoder.step)
+            if rows:
+                self._note_batch("decode", rows)
+            for sequence in changed:
+                self._note_codes(sequence)
+            progressed = True
+        self._plan_pieces()
+        if not renderer.idle:
+            done = renderer.step(decoding=not decoder.idle)
+            for piece in done:
+                self._collect(piece)
+            progressed = True
+        if self._emit():
+            progressed = True
+        return progressed
+
+    # ------------------------------------------------------------------------------ calls
+
+    def _run_calls(self, calls: list[_Call]) -> None:
+        voices = [c for c in calls if c.clip is not None]
+        for call in calls:
+            if call.clip is None:
+                try:
+                    call.result = call.function(self.model)
+                except Exception as error:  # noqa: BLE001 - handed to the caller
+                    call.error = error
+                call.done.set()
+        if voices:
+            self._timed("voice", lambda: self._encode_voices(voices))
+
+    def _encode_voices(self, calls: list[_Call]) -> None:
+        encoder = self.model.voice_encoder
+        clips = [c.clip for c in calls if c.clip is not None]
+        try:
+            batch = encoder.encode_voice(clips)
+            self._note_batch("voice", len(calls))
+            for row, call in enumerate(calls):
+                call.result = batch.item(row).to("cpu", torch.float32)
+        except Exception:  # noqa: BLE001 - one bad clip must not fail the others: encode alone
+            for call, clip in zip(calls, clips, strict=True):
+                try:
+                    call.result = encoder.encode_voice(clip).to("cpu", torch.float32)
+                    self._note_batch("voice", 1)
+                except Exception as error:  # noqa: BLE001 - handed to the caller
+                    call.error = error
+        for call in calls:
+            call.done.set()
+
+    # ------------------------------------------------------------------------------ requests
+
+    def _prepare(self, request: _Request) -> None:
+        job = request.job
+        try:
+            segments = list(job.prepare(self.model))
+            if not segments:
+                raise InvalidInput("the request has no segments to speak")
+            self._check_capacity(segments)
+        except Exception as error:  # noqa: BLE001 - the request's own error, raised by its handle
+            self._end(request, error)
+            return
+        self._note_batch("conditioning", 1)
+        streaming = job.streaming
+        hop = self.model.vocoder.hop_size
+        for index, segment in enumerate(segments):
+            min_codes = job.min_codes[index] if job.min_codes is not None else 0
+
+            def frames_for(codes: int, segment: Segment = segment) -> int:
+                return self.model.mel_frames(segment, codes)
+
+            request.segments.append(
+                _SegmentState(
+                    request=request,
+                    index=index,
+                    segment=segment,
+                    planner=ChunkPlanner(
+                        streaming, frames_for, chunked=streaming.chunked and segment.generation.num_beams == 1
+                    ),
+                    fader=CrossFader(
+                        crossfade=streaming.crossfade_frames * hop if streaming.chunked else 0,
+                        holdback=streaming.holdback_frames * hop if streaming.chunked else 0,
+                    ),
+                    noise=NoiseStream(self.model.noise_generator(segment), self.model.s2mel.mel_bins),
+                    min_codes=min_codes,
+                )
+            )
+
+    def _check_capacity(self, segments: list[Segment]) -> None:
+        pool = self.pool
+        if pool is None:
+            raise RuntimeError("the engine is not set up")
+        for segment in segments:
+            needed = len(segment.text_ids) + PROMPT_OVERHEAD + segment.generation.max_codes
+            if needed > pool.positions:
+                raise InvalidInput(
+                    f"a segment of {len(segment.text_ids)} tokens with max_codes "
+                    f"{segment.generation.max_codes} needs {needed} cache positions; this engine holds "
+                    f"{pool.positions} per sequence: lower max_codes or max_text_tokens_per_segment"
+                )
+            if segment.generation.num_beams > pool.rows:
+                raise InvalidInput(
+                    f"num_beams {segment.generation.num_beams} is more than this engine's "
+                    f"{pool.rows} KV-cache rows"
+                )
+
+    def _drop_cancelled(self) -> None:
+        cancelled = [r for r in self._active if r.handle.cancelled]
+        if not cancelled:
+            return
+        decoder, renderer = self._decoder, self._renderer
+        gone = set(map(id, cancelled))
+        for request in cancelled:
+            for state in request.segments:
+                if state.sequence is not None and decoder is not None:
+                    decoder.remove(state.sequence)
+                    state.sequence = None
+        if renderer is not None:
+            renderer.drop(lambda piece: id(piece.owner.request) not in gone)  # type: ignore[attr-defined]
+        for request in cancelled:
+            self._cancelled += 1
+            self._end(request, None, count=False)
+
+    def _start_segments(self) -> None:
+        decoder = self._decoder
+        if decoder is None:
+            return
+        for request in self._active:
+            job = request.job
+            while request.next_to_decode < len(request.segments):
+                if request.decoding >= job.parallel_segments:
+                    break
+                if request.next_to_decode - request.next_to_emit > job.parallel_segments:
+                    break
+                if job.backpressure and request.handle.unread >= self.config.max_buffered_chunks:
+                    break
+                state = request.segments[request.next_to_decode]
+                if not decoder.can_take(state.segment.generation.num_beams):
+                    return  # first come, first served: nobody overtakes a request waiting for rows
+                state.sequence = DecodingSequence(state.segment, owner=state, min_codes=state.min_codes)
+                decoder.add(state.sequence)
+                request.next_to_decode += 1
+                self._segments_started += 1
+
+    def _note_codes(self, sequence: DecodingSequence) -> None:
+        state: _SegmentState = sequence.owner  # type: ignore[assignment]
+        if state.request.handle.cancelled:
+            return
+        state.codes = sequence.codes
+        result = sequence.result
+        if result is None:
+            return
+        state.decoded = True
+        state.sequence = None
+        state.codes = result.codes.tolist()
+        request = state.request
+        if not result.stopped and not request.warned:
+            logger.warning(
+                "segment %d reached max_codes (%d) before the model ended it; the speech may be "
+                "cut off: raise max_codes or lower max_text_tokens_per_segment",
+                state.index,
+                state.segment.generation.max_codes,
+            )
+            request.warned = True
+        if not state.codes:
+            logger.warning("segment %d produced no speech codes; it is left silent", state.index)
+            state.outputs.append(np.zeros(0, dtype=np.float32))
+            state.complete = True
+
+    def _plan_pieces(self) -> None:
+        renderer = self._renderer
+        if renderer is None:
+            return
+        for request in self._active:
+            for state in request.segments[request.next_to_emit : request.next_to_decode]:
+                if state.piece is not None or state.complete:
+                    continue
+                plan = state.planner.next(len(state.codes), decoding_done=state.decoded)
+                if plan is None:
+                    continue
+                piece = RenderPiece(
+                    owner=state,
+                    segment=state.segment,
+                    codes=torch.tensor(state.codes[: plan.end], dtype=torch.int64),
+                    start=plan.start,
+                    first_frame=plan.first_frame,
+                    frames=None if plan.start == 0 and plan.final else plan.frames,
+                    final=plan.final,
+                    noise=state.noise,
+                    noise_source=request.job.noise_source,
+                )
+                state.piece = piece
+                renderer.add(piece)
+
+    def _collect(self, piece: RenderPiece) -> None:
+        state: _SegmentState = piece.owner  # type: ignore[assignment]
+        state.piece = None
+        if state.request.handle.cancelled or piece.wave is None:
+            return
+        start = piece.first_frame * self.model.vocoder.hop_size
+        samples = state.fader.add(piece.wave.numpy(), start=start, final=piece.final)
+        if samples.size or piece.final:
+            state.outputs.append(samples)
+        if piece.final:
+            state.complete = True
+
+    def _emit(self) -> bool:
+        emitted = False
+        for request in list(self._active):
+            if request.handle.cancelled or not request.segments:
+                continue
+            job, handle = request.job, request.handle
+            last = len(request.segments) - 1
+            while request.next_to_emit <= last:
+                state = request.segments[request.next_to_emit]
+                while state.outputs:
+                    samples = state.outputs.popleft()
+                    if not state.started_output and state.index and job.silence_samples:
+                        handle.put(
+                            AudioChunk(
+                                np.zeros(job.silence_samples, np.float32), job.sample_rate, state.index, False
+                            )
+                        )
+                    state.started_output = True
+                    final = state.index == last and state.complete and not state.outputs
+                    handle.put(AudioChunk(samples, job.sample_rate, state.index, final))
+                    emitted = True
+                if not state.complete:
+                    break
+                request.next_to_emit += 1
+            if request.next_to_emit > last:
+                self._end(request, None)
+        return emitted
+
+    def _end(self, request: _Request, error: BaseException | None, *, count: bool = True) -> None:
+        """Take a request out of the engine: free its rows, finish its handle."""
+        decoder = self._decoder
+        for state in request.segments:
+            if state.sequence is not None and decoder is not None:
+                decoder.remove(state.sequence)
+                state.sequence = None
+        with self._condition:
+            if request in self._active:
+                self._active.remove(request)
+        if count:
+            if error is None:
+                self._finished += 1
+            else:
+                self._failed += 1
+        request.handle.finish(error)
+
+    def _fail_everything(self, error: BaseException) -> None:
+        if self._decoder is not None:
+            self._decoder.clear()
+        if self._renderer is not None:
+            self._renderer.fail()
+        for request in list(self._active):
+            for state in request.segments:
+                state.sequence = None
+            self._end(request, error)
+
+    def _drain(self, error: BaseException) -> None:
+        with self._condition:
+            requests = list(self._active) + list(self._waiting)
+            self._active.clear()
+            self._waiting.clear()
+            calls = list(self._calls)
+            self._calls.clear()
+        for request in requests:
+            request.handle.finish(error)
+        for call in calls:
+            call.error = error
+            call.done.set()
