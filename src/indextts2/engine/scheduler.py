@@ -75,7 +75,7 @@ class EngineStats:
         kv_bytes: memory of the pool.
         steps: decode steps taken.
         batches, items: per stage, batches run and items processed (mean batch = items / batches).
-        last_batch: per stage, the size of the latest batch.
+        last_batch: per stage, the size of the latest batch; largest_batch: the largest so far.
         stage_seconds: per stage, time spent (measured only with ``profile=True``).
         segments_started: segments that entered decoding.
         finished, cancelled, failed: requests by outcome.
@@ -91,6 +91,7 @@ class EngineStats:
     batches: dict[str, int]
     items: dict[str, int]
     last_batch: dict[str, int]
+    largest_batch: dict[str, int]
     stage_seconds: dict[str, float]
     segments_started: int
     finished: int
@@ -168,6 +169,7 @@ class Engine:
         self._batches = dict.fromkeys(STAGES, 0)
         self._items = dict.fromkeys(STAGES, 0)
         self._last = dict.fromkeys(STAGES, 0)
+        self._largest = dict.fromkeys(STAGES, 0)
         self._seconds = dict.fromkeys(STAGES, 0.0)
         self._segments_started = 0
         self._finished = self._cancelled = self._failed = 0
@@ -287,6 +289,7 @@ class Engine:
             batches=dict(self._batches),
             items=dict(self._items),
             last_batch=dict(self._last),
+            largest_batch=dict(self._largest),
             stage_seconds=dict(self._seconds),
             segments_started=self._segments_started,
             finished=self._finished,
@@ -298,6 +301,7 @@ class Engine:
         self._batches[stage] += 1
         self._items[stage] += size
         self._last[stage] = size
+        self._largest[stage] = max(self._largest[stage], size)
 
     # ------------------------------------------------------------------------------ the thread
 

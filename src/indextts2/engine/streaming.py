@@ -5,7 +5,7 @@ A piece covers codes ``[start, end)`` and renders the frames ``[F(start), F(end)
 with the segment's own noise at those frames. Pieces overlap: each later piece starts
 ``context_codes`` codes before the end of the previous one, and the previous piece's last
 ``holdback_frames`` frames are held back until the next piece arrives; the two are cross-faded
-(equal-power) over ``crossfade_frames`` frames. The last piece is sent whole.
+(raised cosine) over ``crossfade_frames`` frames. The last piece is sent whole.
 
 Everything here is host-side arithmetic on sample counts and numpy arrays (unit-tested alone).
 """
@@ -101,10 +101,11 @@ class CrossFader:
         fresh = np.asarray(wave, dtype=np.float32)[self.sent - start :]
         overlap = min(self.crossfade, len(self._held), len(fresh))
         if overlap:
-            # equal-power fade: sin/cos ramps keep the loudness of uncorrelated signals
+            # raised-cosine fade (the gains sum to 1): the two pieces render the same audio from
+            # slightly different contexts, so they are strongly correlated and keep their loudness
             ramp = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
-            fade_in = np.sin(0.5 * np.pi * ramp).astype(np.float32)
-            fade_out = np.cos(0.5 * np.pi * ramp).astype(np.float32)
+            fade_in = np.sin(0.5 * np.pi * ramp).astype(np.float32) ** 2
+            fade_out = 1.0 - fade_in
             joined = np.concatenate(
                 [self._held[:overlap] * fade_out + fresh[:overlap] * fade_in, fresh[overlap:]]
             )
