@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from indextts2.audio import Audio, AudioSource, load_audio
-from indextts2.engine import AudioChunk, Engine, EngineConfig, StreamingOptions, SynthesisJob
+from indextts2.engine import AudioChunk, Engine, EngineConfig, EngineStats, StreamingOptions, SynthesisJob
 from indextts2.engine.scheduler import PROMPT_OVERHEAD, max_positions
 from indextts2.errors import IndexTTS2Error, InvalidInput, TextTooLong
 from indextts2.model.decoding import make_generator
@@ -293,6 +293,11 @@ class Synthesizer:
             if self._engine is None:
                 self._engine = Engine(model, self._engine_config).start()
             return self._engine
+
+    def engine_stats(self) -> EngineStats | None:
+        """The engine's batch sizes and occupancy, or None when it has not started (or is off)."""
+        engine = self._engine
+        return engine.stats() if engine is not None else None
 
     def close(self) -> None:
         """Free the model (and its GPU memory). The Synthesizer cannot be used afterwards.

@@ -51,7 +51,9 @@ def test_the_synthesizer_is_only_used_on_the_gpu_worker(
             files={"reference": ("me.wav", reference_wav, "audio/wav")},
         )
         assert response.status_code == 200
-    assert synthesizer.threads_used == {"indextts2-gpu-0"}
+    # only the admission's worker threads call it (they wait on the engine, which runs the model)
+    assert synthesizer.threads_used
+    assert all(name.startswith("indextts2-gpu-") for name in synthesizer.threads_used)
 
 
 @pytest.mark.parametrize(

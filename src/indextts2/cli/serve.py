@@ -60,6 +60,15 @@ def serve(
     ] = False,
     insecure: Annotated[bool, typer.Option(help="Allow a non-loopback address without API keys.")] = False,
     max_queue: Annotated[int, typer.Option(help="Requests that may wait for the GPU; more get 429.")] = 16,
+    concurrency: Annotated[
+        int, typer.Option(help="Requests served at once; the engine batches their GPU work.")
+    ] = 32,
+    low_latency_streaming: Annotated[
+        bool,
+        typer.Option(
+            help="Streams start with a short segment rendered in chunks (sooner, not the same audio)."
+        ),
+    ] = False,
     max_text_chars: Annotated[int, typer.Option(help="Longest text accepted.")] = 2000,
     default_options: Annotated[
         str | None,
@@ -123,6 +132,8 @@ def serve(
         basic_auth=basic_auth,
         insecure=insecure,
         max_queue=max_queue,
+        gpu_workers=concurrency,
+        low_latency_streaming=low_latency_streaming,
         request_timeout=timeout,
         max_text_chars=max_text_chars,
         default_options=_parse_default_options(default_options),

@@ -71,6 +71,7 @@ def create_app(
     speech = SpeechService(config=config, synthesizer=synthesizer, admission=admission, voices=voices)
     access = AccessControl(config)
     metrics.bind_admission(lambda: admission.queued, lambda: admission.in_flight)
+    metrics.bind_engine(speech.engine_stats)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

@@ -90,8 +90,13 @@ class ServerConfig:
     max_queue: int = 16
     """Requests allowed to wait for the GPU; one more gets 429 with Retry-After."""
 
-    gpu_workers: int = 1
-    """GPU jobs run at once (one worker thread each). One Synthesizer serves one thread at a time."""
+    gpu_workers: int = 32
+    """Requests served at once (one waiting thread each); the engine batches their work on the GPU."""
+
+    low_latency_streaming: bool = False
+    """Streamed responses start with a short segment and render segments in chunks while they are
+    decoded (``StreamingOptions.low_latency``): the first audio comes sooner, but a stream no longer
+    equals the whole file (see docs/benchmarks.md for the difference)."""
 
     request_timeout: float = 300.0
     """Seconds a request may take from admission to its last chunk; past it: 504 (or the stream ends)."""

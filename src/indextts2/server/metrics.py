@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 __all__ = ["CONTENT_TYPE", "Metrics", "metrics_middleware"]
@@ -34,6 +34,49 @@ class _GpuMemoryCollector(Collector):
                 family.add_metric([str(index), "allocated"], float(torch.cuda.memory_allocated(index)))
                 family.add_metric([str(index), "reserved"], float(torch.cuda.memory_reserved(index)))
         yield family
+
+
+class _EngineCollector(Collector):
+    """The engine's batch sizes per stage and its occupancy, read at scrape time."""
+
+    def __init__(self) -> None:
+        self.read: Callable[[], Any] = lambda: None
+
+    def collect(self) -> Iterator[Any]:
+        stats = self.read()
+        batches = CounterMetricFamily(
+            "indextts2_engine_batches", "Batches run by the engine, by stage", labels=["stage"]
+        )
+        items = CounterMetricFamily(
+            "indextts2_engine_batch_items",
+            "Items processed by the engine, by stage (items / batches = the mean batch size)",
+            labels=["stage"],
+        )
+        last = GaugeMetricFamily(
+            "indextts2_engine_batch_size", "Size of the latest batch of each stage", labels=["stage"]
+        )
+        largest = GaugeMetricFamily(
+            "indextts2_engine_batch_size_max", "Largest batch of each stage so far", labels=["stage"]
+        )
+        occupancy = GaugeMetricFamily(
+            "indextts2_engine_requests", "Requests in the engine, waiting or active", labels=["state"]
+        )
+        rows = GaugeMetricFamily(
+            "indextts2_engine_kv_rows", "Rows of the GPT's KV-cache pool", labels=["state"]
+        )
+        decoding = GaugeMetricFamily("indextts2_engine_decoding", "Sequences in the GPT's decode batch")
+        if stats is not None:
+            for stage in stats.batches:
+                batches.add_metric([stage], float(stats.batches[stage]))
+                items.add_metric([stage], float(stats.items[stage]))
+                last.add_metric([stage], float(stats.last_batch[stage]))
+                largest.add_metric([stage], float(stats.largest_batch[stage]))
+            occupancy.add_metric(["waiting"], float(stats.waiting))
+            occupancy.add_metric(["active"], float(stats.active))
+            rows.add_metric(["total"], float(stats.kv_rows))
+            rows.add_metric(["free"], float(stats.kv_rows_free))
+            decoding.add_metric([], float(stats.decoding))
+        yield from (batches, items, last, largest, occupancy, rows, decoding)
 
 
 class Metrics:
@@ -77,6 +120,12 @@ class Metrics:
             "indextts2_ready", "1 when the model is loaded and requests are admitted", registry=self.registry
         )
         self.registry.register(_GpuMemoryCollector())
+        self._engine = _EngineCollector()
+        self.registry.register(self._engine)
+
+    def bind_engine(self, read: Callable[[], Any]) -> None:
+        """Report the engine's statistics (``read()`` gives ``EngineStats`` or None)."""
+        self._engine.read = read
 
     def bind_admission(self, queued: Callable[[], float], in_flight: Callable[[], float]) -> None:
         self.queue_depth.set_function(queued)

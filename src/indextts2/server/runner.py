@@ -25,8 +25,11 @@ logger = logging.getLogger(__name__)
 def load_synthesizer(config: ServerConfig) -> Any:
     """The Synthesizer the server uses (runs on the GPU worker thread at startup)."""
     from indextts2 import Synthesizer  # issue 8
+    from indextts2.engine import EngineConfig
 
-    return Synthesizer.from_pretrained(config.model, device=config.device)
+    # every admitted request is active in the engine at once; the admission queue is the only queue
+    engine = EngineConfig(max_active=config.gpu_workers, max_queue=config.gpu_workers)
+    return Synthesizer.from_pretrained(config.model, device=config.device, engine=engine)
 
 
 class _Server(uvicorn.Server):

@@ -1,7 +1,8 @@
 """The speech service: what the routes call. It owns no HTTP and no model logic.
 
 It resolves voices, builds GPU jobs that call the Synthesizer exactly as its contract says (on the
-admission's worker thread, never on the event loop) and hands back tickets of audio chunks.
+admission's worker threads, never on the event loop) and hands back tickets of audio chunks. The
+workers only wait: the Synthesizer's engine batches the work of all of them on the GPU.
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ class SpeechService:
     @property
     def model_id(self) -> str:
         return str(getattr(self.synthesizer, "model_id", self.config.model))
+
+    def engine_stats(self) -> Any:
+        """The engine's statistics (None before the first request, or without an engine)."""
+        stats = getattr(self.synthesizer, "engine_stats", None)
+        return stats() if stats is not None else None
 
     def _synthesizer(self) -> Any:
         if self.synthesizer is None:
@@ -128,6 +134,13 @@ class SpeechService:
                 options=options,
                 max_text_chars=config.max_text_chars,
             )
-            yield from synthesizer.stream(request.text, voice=voice, emotion=emotion, options=options)
+            streaming = None
+            if request.stream and config.low_latency_streaming:
+                from indextts2.engine import StreamingOptions
+
+                streaming = StreamingOptions.low_latency()
+            yield from synthesizer.stream(
+                request.text, voice=voice, emotion=emotion, options=options, streaming=streaming
+            )
 
         return self.admission.submit(job, timeout=config.request_timeout)
