@@ -17,6 +17,7 @@ from indextts2.__about__ import __version__
 if TYPE_CHECKING:
     from indextts2.audio import Audio, load_audio
     from indextts2.client import Client
+    from indextts2.engine import StreamingOptions
     from indextts2.errors import (
         AudioDecodeError,
         IndexTTS2Error,
@@ -38,6 +39,7 @@ _EXPORTS: dict[str, str] = {
     "Emotion": "indextts2.options",
     "EMOTIONS": "indextts2.options",
     "SynthesisOptions": "indextts2.options",
+    "StreamingOptions": "indextts2.engine",
     "Audio": "indextts2.audio",
     "load_audio": "indextts2.audio",
     "Client": "indextts2.client",
@@ -61,6 +63,7 @@ __all__ = [
     "InvalidInput",
     "ModelNotFound",
     "Overloaded",
+    "StreamingOptions",
     "SynthesisOptions",
     "Synthesizer",
     "TextTooLong",

@@ -676,7 +676,7 @@ class Synthesizer:
                 floor = None if exact_codes is None else [exact_codes[index]]
                 codes = model.decode([segment], min_codes=floor)
                 (result,) = model.render([segment], codes, noise_source=self._noise_source)
-            if not result.stopped and not warned:
+            if not result.stopped and not warned and exact_codes is None:
                 logger.warning(
                     "segment %d reached max_codes (%d) before the model ended it; the speech may be "
                     "cut off: raise max_codes or lower max_text_tokens_per_segment",

@@ -28,15 +28,16 @@ def test_the_planner_waits_for_the_first_chunk_then_overlaps_each_piece() -> Non
     second = planner.next(21, decoding_done=False)
     assert second is not None
     assert (second.start, second.end) == (0, 21)
-    third = planner.next(40, decoding_done=False)
+    assert planner.next(44, decoding_done=False) is None  # the next piece waits for 2 x 12 codes
+    third = planner.next(45, decoding_done=False)
     assert third is not None
-    assert (third.start, third.end) == (9, 40)
-    assert (third.first_frame, third.frames) == (frames(9), frames(40) - frames(9))
-    last = planner.next(43, decoding_done=True)
+    assert (third.start, third.end) == (9, 45)
+    assert (third.first_frame, third.frames) == (frames(9), frames(45) - frames(9))
+    last = planner.next(48, decoding_done=True)
     assert last is not None
     assert last.final
-    assert (last.start, last.end) == (28, 43)
-    assert planner.next(43, decoding_done=True) is None
+    assert (last.start, last.end) == (33, 48)
+    assert planner.next(48, decoding_done=True) is None
 
 
 def test_unchunked_segments_are_one_piece_when_decoding_ends() -> None:

@@ -50,3 +50,17 @@ def test_concurrent_requests_are_decoded_in_one_batch(client: Any, reference_wav
     _speak(client, reference_wav, 2, alone)
     solo = load_audio(alone[2].content).samples
     np.testing.assert_allclose(solo, audios[2], atol=2 / 32767)  # 16-bit PCM: one step either way
+
+
+def test_bench_over_http_against_a_server(make_client: Any) -> None:
+    from indextts2.engine.bench import BenchSettings
+    from indextts2.engine.bench_http import run_over_http
+
+    client = make_client()
+    settings = BenchSettings(concurrency=(2,), requests_per_client=1, diffusion_steps=2, codes_per_second=4)
+    report = run_over_http("http://testserver", settings, transport=client._transport)
+    (level,) = report.levels
+    assert level.requests == 2
+    assert level.failed == 0
+    assert level.audio_seconds > 0
+    assert level.first_audio_p50 is not None

@@ -10,6 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from indextts2.__about__ import __version__
+from indextts2.cli import bench as bench_command
 from indextts2.cli import doctor, models, serve
 from indextts2.cli import text as text_command
 from indextts2.cli._console import err
@@ -102,6 +103,7 @@ app.command(name="doctor")(doctor.doctor)
 app.add_typer(models.app, name="models")
 app.add_typer(serve.app, name="serve")
 app.command(name="text")(text_command.text)
+app.command(name="bench")(bench_command.bench)
 
 
 def main() -> None:

@@ -40,6 +40,8 @@ class EngineConfig:
         compile_dit: ``torch.compile`` the DiT estimator (CUDA only; experimental).
         max_buffered_chunks: a request starts no new segment while this many of its chunks wait
             unread (a slow reader does not make the engine run ahead).
+        profile: measure the time spent in every stage (the device is synchronised after each, which
+            costs a little speed); see :meth:`Engine.stats`.
     """
 
     max_queue: int = 64
@@ -56,6 +58,7 @@ class EngineConfig:
     graph_batch_sizes: tuple[int, ...] = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
     compile_dit: bool = False
     max_buffered_chunks: int = 8
+    profile: bool = False
 
     def __post_init__(self) -> None:
         for name in (
@@ -100,6 +103,9 @@ class StreamingOptions:
             ``context_codes`` codes before the audio already sent, and cross-faded over
             ``crossfade_frames`` mel frames (256 samples each) into the held-back tail of the last.
         first_chunk_codes, chunk_codes, context_codes, crossfade_frames: see ``chunked``.
+        chunk_growth: each later piece waits for this many times more new codes than the one before
+            (fewer, longer pieces as the stream gets ahead of the listener: every piece renders its
+            context and the voice's prompt again).
         holdback_frames: frames at the end of a piece that are not sent until the next piece
             replaces them (the end of a piece is generated without its right context); at least
             ``crossfade_frames``.
@@ -112,6 +118,7 @@ class StreamingOptions:
     context_codes: int = 24
     crossfade_frames: int = 4
     holdback_frames: int = 8
+    chunk_growth: float = 2.0
 
     def __post_init__(self) -> None:
         _positive_int("quick_streaming_tokens", self.quick_streaming_tokens, minimum=0)
@@ -121,6 +128,12 @@ class StreamingOptions:
             _positive_int(name, getattr(self, name))
         _positive_int("crossfade_frames", self.crossfade_frames, minimum=0)
         _positive_int("holdback_frames", self.holdback_frames, minimum=0)
+        if (
+            isinstance(self.chunk_growth, bool)
+            or not isinstance(self.chunk_growth, (int, float))
+            or not (1.0 <= self.chunk_growth <= 8.0)
+        ):
+            raise InvalidInput(f"chunk_growth must be between 1 and 8, got {self.chunk_growth!r}")
         if self.holdback_frames < self.crossfade_frames:
             raise InvalidInput(
                 f"holdback_frames ({self.holdback_frames}) must be at least crossfade_frames "

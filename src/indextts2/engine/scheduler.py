@@ -76,7 +76,7 @@ class EngineStats:
         steps: decode steps taken.
         batches, items: per stage, batches run and items processed (mean batch = items / batches).
         last_batch: per stage, the size of the latest batch; largest_batch: the largest so far.
-        stage_seconds: per stage, time spent (measured only with ``profile=True``).
+        stage_seconds: per stage, time spent (measured only with ``EngineConfig(profile=True)``).
         segments_started: segments that entered decoding.
         finished, cancelled, failed: requests by outcome.
     """
@@ -146,13 +146,12 @@ class Engine:
     Args:
         model: the networks; the engine thread is their only user while the engine runs.
         config: queue, pool and batching settings.
-        profile: measure the time of every stage (synchronising the device after each).
     """
 
-    def __init__(self, model: TTSModel, config: EngineConfig | None = None, *, profile: bool = False) -> None:
+    def __init__(self, model: TTSModel, config: EngineConfig | None = None) -> None:
         self.model = model
         self.config = config or EngineConfig()
-        self.profile = profile
+        self.profile = self.config.profile
         self._condition = threading.Condition()
         self._waiting: deque[_Request] = deque()
         self._calls: deque[_Call] = deque()
@@ -556,7 +555,7 @@ class Engine:
         state.sequence = None
         state.codes = result.codes.tolist()
         request = state.request
-        if not result.stopped and not request.warned:
+        if not result.stopped and not request.warned and not state.min_codes:  # forced counts end so
             logger.warning(
                 "segment %d reached max_codes (%d) before the model ended it; the speech may be "
                 "cut off: raise max_codes or lower max_text_tokens_per_segment",

@@ -1,8 +1,10 @@
 """Chunked rendering of a segment whose codes are still being decoded: which piece next, and the joins.
 
 A segment's mel has ``F(n)`` frames for ``n`` codes (``F`` = the s2mel rule, ~1.72 frames per code).
-A piece covers codes ``[start, end)`` and renders the frames ``[F(start), F(end))`` of the segment,
-with the segment's own noise at those frames. Pieces overlap: each later piece starts
+The first piece waits for ``first_chunk_codes`` codes, the next for ``chunk_codes`` more, and each
+later one for ``chunk_growth`` times more than the one before. A piece covers codes
+``[start, end)`` and renders the frames ``[F(start), F(end))`` of the segment, with the segment's
+own noise at those frames. Pieces overlap: each later piece starts
 ``context_codes`` codes before the end of the previous one, and the previous piece's last
 ``holdback_frames`` frames are held back until the next piece arrives; the two are cross-faded
 (raised cosine) over ``crossfade_frames`` frames. The last piece is sent whole.
@@ -59,7 +61,11 @@ class ChunkPlanner:
             return self._plan(codes, final=True)
         if not self.chunked:
             return None
-        wanted = self.options.first_chunk_codes if self.pieces == 0 else self.options.chunk_codes
+        options = self.options
+        if self.pieces == 0:
+            wanted = options.first_chunk_codes
+        else:
+            wanted = round(options.chunk_codes * options.chunk_growth ** (self.pieces - 1))
         if codes - self.covered < wanted:
             return None
         return self._plan(codes, final=False)

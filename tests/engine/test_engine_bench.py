@@ -1,0 +1,64 @@
+"""``indextts2 bench``: a short in-process run with its baseline, and the HTTP variant in-process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from indextts2.cli.app import app
+from indextts2.engine.bench import BENCH_TEXTS, BenchSettings, exact_codes
+from indextts2.model.s2mel import mel_frames_for_codes
+
+
+def expected_seconds(codes: int) -> float:
+    import torch
+
+    return int(mel_frames_for_codes(torch.tensor([codes]))[0]) * 256 / 22050
+
+
+def test_codes_are_spread_over_segments_by_their_tokens() -> None:
+    assert exact_codes([10, 30], 200) == [50, 150]
+    assert exact_codes([1, 1000], 3) == [1, 3]
+    assert BenchSettings(codes_per_second=50).codes_for(BENCH_TEXTS[0]) == 150
+    plan = BenchSettings(requests_per_client=2).workload(3)
+    assert [[index for index, _ in client] for client in plan] == [[0, 1], [2, 3], [4, 5]]
+    assert [text.name for _, text in plan[1]] == ["en-short", "zh-long"]  # each client starts elsewhere
+
+
+def test_bench_runs_levels_and_the_sequential_baseline(tmp_path: Path) -> None:
+    report_path = tmp_path / "bench.json"
+    result = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            "--model", "dummy:tiny",
+            "--device", "cpu",
+            "--concurrency", "1,3",
+            "--requests-per-client", "1",
+            "--diffusion-steps", "2",
+            "--codes-per-second", "5",
+            "--baseline", "sequential",
+            "--json", str(report_path),
+        ],
+        env={"COLUMNS": "200"},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "audio s/s" in result.stdout
+    assert "sequential" in result.stdout
+    report = json.loads(report_path.read_text())
+    levels = report["levels"]
+    assert [level["concurrency"] for level in levels] == [1, 3]
+    assert [level["requests"] for level in levels] == [1, 3]
+    assert all(level["failed"] == 0 for level in levels)
+    # forced code counts: the audio is exactly what the texts' seconds ask for
+    codes = {text.name: max(1, round(text.seconds * 5)) for text in BENCH_TEXTS}
+    first_three = [BENCH_TEXTS[i].name for i in range(3)]
+    assert abs(levels[1]["audio_seconds"] - sum(expected_seconds(codes[n]) for n in first_three)) < 0.05
+    baseline = report["baseline"]
+    assert baseline["requests"] == len(BENCH_TEXTS)
+    assert levels[1]["speedup"] == levels[1]["throughput"] / baseline["throughput"]
+    assert levels[1]["engine"]["largest_batch"]["decode"] >= 2  # three clients shared decode steps
+    assert report["meta"]["model"] == "dummy:tiny"
+    assert report["meta"]["command"].startswith("indextts2 bench")
