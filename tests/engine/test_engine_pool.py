@@ -73,3 +73,31 @@ def test_engine_settings_are_checked() -> None:
     with pytest.raises(InvalidInput, match="graph_batch_sizes"):
         EngineConfig(graph_batch_sizes=(0, 4))
     assert EngineConfig(graph_batch_sizes=(8, 1, 8)).graph_batch_sizes == (1, 8)
+
+
+class _FakeGraph:
+    def __init__(self, key: tuple[int, int], log: list[tuple[int, int]]) -> None:
+        self.key = key
+        self.log = log
+
+    def replay(self) -> None:
+        self.log.append(self.key)
+
+
+def test_a_step_replays_the_smallest_graph_that_fits_and_resets_the_idle_rows(gpt: UnifiedVoice) -> None:
+    from indextts2.engine.graphs import DecodeGraphs
+
+    pool = KVPool(gpt, rows=8, positions=600, device=torch.device("cpu"))
+    graphs = DecodeGraphs(lambda rows, span: None, pool, (1, 2, 4, 8, 16))
+    assert graphs.batch_sizes == [1, 2, 4, 8]  # no graph larger than the pool
+    assert graphs.spans == [256, 512, 600]
+    log: list[tuple[int, int]] = []
+    graphs._graphs = {(b, s): _FakeGraph((b, s), log) for b in graphs.batch_sizes for s in graphs.spans}  # type: ignore[misc]
+    pool.take(3)
+    pool.cache.lengths[:8] = 40  # the free rows 3.. hold stale lengths
+    pool.mel_positions[:8] = 50
+    assert graphs.run(3, 300)
+    assert log == [(4, 512)]
+    assert pool.cache.lengths.tolist() == [40, 40, 40, 0, 40, 40, 40, 40]  # row 3 runs idle, reset
+    assert pool.mel_positions[3] == 2 and pool.mel_positions[2] == 50
+    assert not graphs.run(3, 601)  # longer than any captured span: the caller runs it eagerly

@@ -76,7 +76,9 @@ def bench(
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
     dtype: Annotated[str | None, typer.Option(help="GPT precision: fp16 (CUDA default), bf16, fp32.")] = None,
     concurrency: Annotated[str, typer.Option(help="Client counts to run, comma-separated.")] = "1,4,16,64",
-    requests_per_client: Annotated[int, typer.Option(help="Requests each client sends in turn.")] = 2,
+    requests_per_client: Annotated[
+        int, typer.Option(help="Requests each client sends in turn (4: every text once).")
+    ] = 4,
     diffusion_steps: Annotated[int, typer.Option(help="Flow-matching steps per request.")] = 25,
     beams: Annotated[int, typer.Option(help="num_beams of every request.")] = 1,
     codes_per_second: Annotated[

@@ -98,7 +98,7 @@ class BenchSettings:
     """
 
     concurrency: tuple[int, ...] = (1, 4, 16, 64)
-    requests_per_client: int = 2
+    requests_per_client: int = 4
     texts: tuple[BenchText, ...] = BENCH_TEXTS
     force_codes: bool = True
     codes_per_second: int = CODES_PER_SECOND

@@ -85,6 +85,7 @@ class DecodeBatch:
         self.steps = 0
         self.forward: Forward = self._eager_forward
         self._row_owner: dict[int, DecodingSequence] = {}
+        self._indices: dict[tuple[int, ...], torch.Tensor] = {}
         # codes are read back through one page-locked buffer, so that the copy can be asynchronous
         self._host_tokens: torch.Tensor | None = None
         if pool.device.type == "cuda":
@@ -227,6 +228,19 @@ class DecodeBatch:
             self._release(done)
         return changed
 
+    def _index(self, rows: list[int]) -> torch.Tensor:
+        """The rows as a device tensor, made again only when they change (a copy from pageable
+        memory would make the host wait for the device every step)."""
+        key = tuple(rows)
+        cached = self._indices.get(key)
+        if cached is None:
+            host = torch.tensor(rows, dtype=torch.int64)
+            if self.pool.device.type == "cuda":
+                host = host.pin_memory()
+            cached = host.to(self.pool.device, non_blocking=True)
+            self._indices = {key: cached}
+        return cached
+
     def _stop_banned(self, logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         banned = self.pool.ban_stop.index_select(0, rows)
         stop_column = logits[:, self.stop_code]
@@ -235,7 +249,7 @@ class DecodeBatch:
 
     def _sample(self, sampled: list[DecodingSequence]) -> tuple[torch.Tensor, torch.cuda.Event | None]:
         pool = self.pool
-        rows = torch.tensor([s.rows[0] for s in sampled], dtype=torch.int64, device=pool.device)
+        rows = self._index([s.rows[0] for s in sampled])
         logits = self._stop_banned(pool.logits.index_select(0, rows).float(), rows)
         scores = process_scores(
             logits, seen=pool.seen.index_select(0, rows), params=pool.rows_params(rows), min_keep=1

@@ -329,6 +329,8 @@ class DiT(nn.Module):
         style: torch.Tensor,
         mu: torch.Tensor,
         lengths: torch.Tensor | None = None,
+        *,
+        padded: bool | None = None,
     ) -> torch.Tensor:
         """Estimate the velocity field.
 
@@ -339,6 +341,8 @@ class DiT(nn.Module):
             style: ``(B, style_dim)`` speaker style.
             mu: ``(B, T, content_dim)`` content condition.
             lengths: ``(B,)`` valid frames per sequence; None means all ``T``.
+            padded: whether some sequence is shorter than ``T``; None: found from ``lengths`` (a
+                device read: a solver that knows it passes it, once per step saved).
 
         Returns:
             ``(B, mel_bins, T)``; frames past a sequence's length hold no meaning.
@@ -349,7 +353,9 @@ class DiT(nn.Module):
         lengths = lengths.to(device=x.device, dtype=torch.int64)
         valid = torch.arange(time, device=x.device)[None, :] < lengths[:, None]  # (B, T)
         # No mask when nothing is padded: the same numbers, and the fast attention kernels.
-        key_mask = None if bool(valid.all()) else valid[:, None, None, :]
+        if padded is None:
+            padded = not bool(valid.all())
+        key_mask = valid[:, None, None, :] if padded else None
 
         time_embedding = self.t_embedder(t)  # (B, D)
         frames = x.transpose(1, 2)  # (B, T, mel_bins)

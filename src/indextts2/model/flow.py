@@ -210,6 +210,7 @@ class FlowMatching(nn.Module):
             style=est_style,
             mu=est_mu,
             lengths=est_lengths,
+            padded=bool((lengths != time).any()),
         )
 
 
@@ -232,6 +233,7 @@ class FlowSolve:
     style: torch.Tensor
     mu: torch.Tensor
     lengths: torch.Tensor
+    padded: bool = True  # some sequence is shorter than the batch (read once, not every step)
     steps_done: int = 0
 
     @property
@@ -253,13 +255,25 @@ class FlowSolve:
         if cfg_rate > 0:
             rows = torch.cat([x, x]).to(dtype)
             velocity = self.estimator(
-                rows, self.prompt, self.t.expand(2 * batch), self.style, self.mu, self.lengths
+                rows,
+                self.prompt,
+                self.t.expand(2 * batch),
+                self.style,
+                self.mu,
+                self.lengths,
+                padded=self.padded,
             ).float()
             conditional, unconditional = velocity.chunk(2, dim=0)
             velocity = (1.0 + cfg_rate) * conditional - cfg_rate * unconditional
         else:
             velocity = self.estimator(
-                x.to(dtype), self.prompt, self.t.expand(batch), self.style, self.mu, self.lengths
+                x.to(dtype),
+                self.prompt,
+                self.t.expand(batch),
+                self.style,
+                self.mu,
+                self.lengths,
+                padded=self.padded,
             ).float()
         x = x + dt * velocity
         self.t = self.t + dt
