@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from engine_helpers import FAST, SMALL_ENGINE, wait_for
 
-from conftest import FAST, SMALL_ENGINE, wait_for
 from indextts2 import SynthesisOptions, Synthesizer, Voice
 from indextts2.engine import Engine, EngineClosed, EngineConfig, SynthesisJob
 from indextts2.errors import InvalidInput, Overloaded

@@ -41,6 +41,7 @@ def test_bench_runs_levels_and_the_sequential_baseline(tmp_path: Path) -> None:
             "--codes-per-second", "5",
             "--baseline", "sequential",
             "--json", str(report_path),
+            "--markdown", str(tmp_path / "bench.md"),
         ],
         env={"COLUMNS": "200"},
     )  # fmt: skip
@@ -60,5 +61,8 @@ def test_bench_runs_levels_and_the_sequential_baseline(tmp_path: Path) -> None:
     assert baseline["requests"] == len(BENCH_TEXTS)
     assert levels[1]["speedup"] == levels[1]["throughput"] / baseline["throughput"]
     assert levels[1]["engine"]["largest_batch"]["decode"] >= 2  # three clients shared decode steps
+    table = (tmp_path / "bench.md").read_text()
+    assert "| sequential (unbatched) | 4 |" in table
+    assert f"| 3 | {levels[1]['engine']['decode_steps']} |" in table  # the stage table
     assert report["meta"]["model"] == "dummy:tiny"
     assert report["meta"]["command"].startswith("indextts2 bench")

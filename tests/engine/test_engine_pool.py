@@ -99,5 +99,6 @@ def test_a_step_replays_the_smallest_graph_that_fits_and_resets_the_idle_rows(gp
     assert graphs.run(3, 300)
     assert log == [(4, 512)]
     assert pool.cache.lengths.tolist() == [40, 40, 40, 0, 40, 40, 40, 40]  # row 3 runs idle, reset
-    assert pool.mel_positions[3] == 2 and pool.mel_positions[2] == 50
+    assert pool.mel_positions[3] == 2
+    assert pool.mel_positions[2] == 50
     assert not graphs.run(3, 601)  # longer than any captured span: the caller runs it eagerly

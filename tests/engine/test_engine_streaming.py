@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from engine_helpers import FAST
 
-from conftest import FAST
 from indextts2 import Synthesizer, Voice
 from indextts2.engine import StreamingOptions
 from indextts2.engine.streaming import ChunkPlanner, CrossFader

@@ -104,6 +104,9 @@ def bench(
     json_path: Annotated[
         str | None, typer.Option("--json", help="Write the report as JSON to this file ('-': stdout).")
     ] = None,
+    markdown_path: Annotated[
+        Path | None, typer.Option("--markdown", help="Write the report as Markdown tables to this file.")
+    ] = None,
 ) -> None:
     """Measure the engine: N concurrent clients, fixed Chinese and English texts, short and long.
 
@@ -161,6 +164,10 @@ def bench(
             progress=progress,
         )
     out.print(_table(report))
+    if markdown_path is not None:
+        from indextts2.engine.bench import markdown
+
+        markdown_path.write_text(markdown(report), encoding="utf-8")
     if json_path is not None:
         data = json.dumps(report.to_json(), indent=2, ensure_ascii=False)
         if json_path == "-":

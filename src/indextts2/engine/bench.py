@@ -42,6 +42,7 @@ __all__ = [
     "BenchText",
     "LevelReport",
     "RequestResult",
+    "markdown",
     "reference_clip",
     "run_in_process",
 ]
@@ -234,6 +235,55 @@ class BenchReport:
             "levels": [{**level.to_json(), "speedup": self.speedup(level)} for level in self.levels],
             "baseline": self.baseline.to_json() if self.baseline is not None else None,
         }
+
+
+def markdown(report: BenchReport) -> str:
+    """The report as Markdown tables: the levels, then the engine's mean batch and time per stage."""
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value * 1000:.0f}"
+
+    def num(value: float | None, digits: int = 3) -> str:
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    lines = [
+        "| clients | requests | audio s | wall s | audio s/s | speed-up | RTF p50 | RTF p95 "
+        "| first audio p50 / p95 / p99 ms | peak GPU MiB |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    rows = [(str(level.concurrency), level) for level in report.levels]
+    if report.baseline is not None:
+        rows.append(("sequential (unbatched)", report.baseline))
+    for name, level in rows:
+        speedup = None if level is report.baseline else report.speedup(level)
+        peak = "-" if level.peak_gpu_bytes is None else f"{level.peak_gpu_bytes / 2**20:.0f}"
+        failed = f" ({level.failed} failed)" if level.failed else ""
+        ratio = "-" if speedup is None else f"{speedup:.2f}x"
+        first = f"{ms(level.first_audio_p50)} / {ms(level.first_audio_p95)} / {ms(level.first_audio_p99)}"
+        lines.append(
+            f"| {name} | {level.requests}{failed} | {level.audio_seconds:.1f} | {level.wall_seconds:.1f} "
+            f"| {level.throughput:.2f} | {ratio} | {num(level.rtf_p50)} | {num(level.rtf_p95)} "
+            f"| {first} | {peak} |"
+        )
+    stages = ["conditioning", "prefill", "decode", "latent", "s2mel", "vocoder"]
+    lines += [
+        "",
+        "| clients | decode steps | mean batch: "
+        + " / ".join(stages)
+        + " | seconds: "
+        + " / ".join(stages)
+        + " |",
+        "|---|---|---|---|",
+    ]
+    for level in report.levels:
+        engine = level.engine
+        if not engine:
+            continue
+        means = " / ".join(num(engine["mean_batch"].get(stage), 1) for stage in stages)
+        seconds = engine["stage_seconds"]
+        timed = " / ".join(num(seconds.get(stage), 2) for stage in stages) if any(seconds.values()) else "-"
+        lines.append(f"| {level.concurrency} | {engine['decode_steps']} | {means} | {timed} |")
+    return "\n".join(lines) + "\n"
 
 
 def reference_clip(seconds: float = 3.0, rate: int = 22050) -> Audio:

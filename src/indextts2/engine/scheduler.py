@@ -325,17 +325,23 @@ class Engine:
                 run_decode_forward(model, pool, rows, span)
 
             graphs = DecodeGraphs(forward, pool, config.graph_batch_sizes)
-            with torch.inference_mode():
-                graphs.capture()
-            self._graphs = graphs
-            decoder = self._decoder
+            try:
+                with torch.inference_mode():
+                    graphs.capture()
+            except RuntimeError:
+                # a failed capture costs speed, not correctness: decode eagerly
+                logger.exception("capturing the decode step in CUDA graphs failed; decoding without them")
+                pool.cache.lengths.zero_()
+            else:
+                self._graphs = graphs
+                decoder = self._decoder
 
-            def replay_or_run(rows: int, span: int) -> bool:
-                if not graphs.run(rows, span):
-                    run_decode_forward(model, pool, rows, span)
-                return True
+                def replay_or_run(rows: int, span: int) -> bool:
+                    if not graphs.run(rows, span):
+                        run_decode_forward(model, pool, rows, span)
+                    return True
 
-            decoder.forward = replay_or_run
+                decoder.forward = replay_or_run
         if device.type == "cuda" and config.compile_dit:
             estimator = model.s2mel.cfm.estimator
             estimator.forward = torch.compile(estimator.forward, dynamic=True)  # type: ignore[method-assign]
