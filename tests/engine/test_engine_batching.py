@@ -39,7 +39,8 @@ def test_requests_batched_together_get_their_solo_audio(
     tts: Synthesizer, alone: Synthesizer, voice: Voice
 ) -> None:
     before = tts.engine.stats()
-    handles = [submit(tts, text, voice, options) for text, options in MIXED]
+    requests = [tts._prepare(text, voice=voice, emotion=None, options=options) for text, options in MIXED]
+    handles = [tts.engine.submit(tts._job(request)) for request in requests]  # all at once
     together = [collect(handle) for handle in handles]
     stats = tts.engine.stats()
     assert stats.largest_batch["decode"] >= 4  # rows of several requests in one decode step
@@ -86,10 +87,10 @@ def test_greedy_codes_are_identical_alone_or_joined_midway(
 def test_a_request_joins_a_running_batch_and_leaves_first(
     tts: Synthesizer, alone: Synthesizer, voice: Voice
 ) -> None:
-    long_options = FAST.replace(max_codes=60, seed=8)
+    long_options = FAST.replace(max_codes=300, seed=8)
     short_options = FAST.replace(max_codes=8, seed=9)
     request = tts._prepare("A long one.", voice=voice, emotion=None, options=long_options)
-    long_run = tts.engine.submit(tts._job(request, exact_codes=[60]))
+    long_run = tts.engine.submit(tts._job(request, exact_codes=[300]))
     steps = tts.engine.stats().steps
     wait_for(lambda: tts.engine.stats().steps >= steps + 10)  # the long request is decoding
     short_request = tts._prepare("Short.", voice=voice, emotion=None, options=short_options)

@@ -33,6 +33,9 @@ class EngineConfig:
         max_flow_batch: segments (or streamed pieces) per s2mel batch.
         max_flow_frames: mel frames (prompt included, padded, before the CFG doubling) per s2mel batch.
         bucket_ratio: the longest piece of an s2mel batch is at most this many times the shortest.
+        max_vocoder_frames: mel frames (padded) per BigVGAN call; an s2mel batch is vocoded in as
+            many calls as it needs (BigVGAN's activations are ~256x the mel's length). None: 4096
+            on CUDA, 256 elsewhere (on a CPU a batch gains nothing and only raises the peak).
         flow_steps_per_iteration: flow-matching steps taken per scheduler iteration while the GPT
             is decoding (all remaining steps when it is idle).
         cuda_graphs: capture the GPT decode step in CUDA graphs (CUDA only; ignored elsewhere).
@@ -53,6 +56,7 @@ class EngineConfig:
     max_flow_batch: int = 16
     max_flow_frames: int = 32_768
     bucket_ratio: float = 1.5
+    max_vocoder_frames: int | None = None
     flow_steps_per_iteration: int = 1
     cuda_graphs: bool = True
     graph_batch_sizes: tuple[int, ...] = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
@@ -73,6 +77,8 @@ class EngineConfig:
             _positive_int(name, getattr(self, name))
         if self.kv_rows is not None:
             _positive_int("kv_rows", self.kv_rows)
+        if self.max_vocoder_frames is not None:
+            _positive_int("max_vocoder_frames", self.max_vocoder_frames)
         if self.max_positions is not None:
             _positive_int("max_positions", self.max_positions, minimum=64)
         if not 0.0 < self.kv_memory_fraction <= 0.95:

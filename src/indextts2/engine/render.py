@@ -13,6 +13,7 @@ guidance doubles the batch inside the solver.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -23,7 +24,7 @@ import torch
 
 from indextts2.engine.config import EngineConfig
 from indextts2.model.pipeline import MelPiece, NoiseSource, NoiseStream, Segment, TTSModel
-from indextts2.model.s2mel import S2MelSolve
+from indextts2.model.s2mel import S2MelOutput, S2MelSolve
 
 __all__ = ["RenderPiece", "Renderer"]
 
@@ -133,11 +134,37 @@ class Renderer:
         if not flow.solve.done:
             return []
         self._flow = None
-        waves = self._timed("vocoder", lambda: self.model.vocode(flow.solve.result()))
-        self._on_batch("vocoder", len(flow.pieces))
+        mel = flow.solve.result()
+        waves: list[torch.Tensor] = []
+        for rows in self._vocoder_groups(mel.lengths.tolist()):
+            longest = max(int(mel.lengths[row]) for row in rows)
+            index = torch.tensor(rows, device=mel.mel.device)
+            part = S2MelOutput(
+                mel.mel.index_select(0, index)[:, :, :longest], mel.lengths.index_select(0, index)
+            )
+            waves += self._timed("vocoder", functools.partial(self.model.vocode, part))
+            self._on_batch("vocoder", len(rows))
         for piece, wave in zip(flow.pieces, waves, strict=True):
             piece.wave = wave
         return flow.pieces
+
+    def _vocoder_groups(self, lengths: list[int]) -> list[list[int]]:
+        """Consecutive rows per BigVGAN call, at most ``max_vocoder_frames`` padded frames each."""
+        limit = self.config.max_vocoder_frames
+        if limit is None:
+            limit = 4096 if self.model.device.type == "cuda" else 256
+        groups: list[list[int]] = []
+        current: list[int] = []
+        longest = 0
+        for row, length in enumerate(lengths):
+            if current and max(longest, length) * (len(current) + 1) > limit:
+                groups.append(current)
+                current, longest = [], 0
+            current.append(row)
+            longest = max(longest, length)
+        if current:
+            groups.append(current)
+        return groups
 
     def fail(self) -> list[RenderPiece]:
         """Drop everything (after an error); returns the pieces dropped."""

@@ -18,10 +18,12 @@ Only this thread touches the model. Callers block on (or await) their :class:`Re
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,6 +52,12 @@ R = TypeVar("R")
 STAGES = ("voice", "conditioning", "prefill", "decode", "latent", "s2mel", "vocoder")
 PROMPT_OVERHEAD = 37  # conditioning block (34) + start/stop text + start code (see model.gpt)
 _IDLE_WAIT = 0.005  # seconds the thread sleeps when every request waits for its reader
+
+
+def _close_at_exit(engine: weakref.ReferenceType[Engine]) -> None:
+    alive = engine()
+    if alive is not None:
+        alive.close(timeout=5.0)
 
 
 def max_positions(model: TTSModel, config: EngineConfig) -> int:
@@ -184,6 +192,8 @@ class Engine:
                 return self
             self._thread = threading.Thread(target=self._run, name="indextts2-engine", daemon=True)
             self._thread.start()
+            # stop the thread before the interpreter tears torch down under it
+            atexit.register(_close_at_exit, weakref.ref(self))
         self._ready.wait()
         if self._setup_error is not None:
             raise self._setup_error

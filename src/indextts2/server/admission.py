@@ -8,14 +8,14 @@ from the ticket; the event loop never blocks.
 
 - The queue is bounded: a job submitted while ``max_queue`` jobs already wait raises
   :class:`~indextts2.errors.Overloaded` (HTTP 429) with an estimate for Retry-After.
-- The number of worker threads is the GPU semaphore: that many jobs run at once (one by default,
-  because one Synthesizer serves one thread at a time).
+- The number of worker threads is how many jobs run at once (``ServerConfig.gpu_workers``). With the
+  Synthesizer's batching engine the workers only wait on it: the engine batches their GPU work.
 - Cancellation: :meth:`Ticket.cancel` (the client went away) drops a waiting job, or stops a running one
   at the next item boundary and closes its iterator (which stops a generator's work).
 - Timeout: a ticket has a deadline from the moment it was submitted; waiting past it cancels the job and
   raises :class:`~indextts2.server.errors.GatewayTimeout` (HTTP 504).
 
-The interface is generic over the job, so a batching engine can take the worker threads' place later.
+The interface is generic over the job (tests run plain generators through it).
 """
 
 from __future__ import annotations
