@@ -22,7 +22,6 @@ import atexit
 import functools
 import logging
 import threading
-import time
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -32,12 +31,14 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from indextts2.engine.calls import ModelCall, run_calls
 from indextts2.engine.config import EngineConfig
 from indextts2.engine.decode import DecodeBatch, DecodingSequence, run_decode_forward
 from indextts2.engine.graphs import DecodeGraphs
 from indextts2.engine.kv_pool import KVPool, plan_rows
 from indextts2.engine.render import Renderer, RenderPiece
 from indextts2.engine.requests import AudioChunk, RequestHandle, SynthesisJob
+from indextts2.engine.stats import STAGES, EngineStats, StageCounters
 from indextts2.engine.streaming import ChunkPlanner, CrossFader
 from indextts2.errors import IndexTTS2Error, InvalidInput, Overloaded
 from indextts2.model.pipeline import NoiseStream, Segment, TTSModel
@@ -49,7 +50,6 @@ logger = logging.getLogger(__name__)
 
 R = TypeVar("R")
 
-STAGES = ("voice", "conditioning", "prefill", "decode", "latent", "s2mel", "vocoder")
 PROMPT_OVERHEAD = 37  # conditioning block (34) + start/stop text + start code (see model.gpt)
 _IDLE_WAIT = 0.005  # seconds the thread sleeps when every request waits for its reader
 
@@ -71,49 +71,6 @@ class EngineClosed(IndexTTS2Error):
 
     http_status = 503
     code = "engine_closed"
-
-
-@dataclass(frozen=True)
-class EngineStats:
-    """A snapshot of the engine.
-
-    Attributes:
-        waiting: requests queued for admission; active: requests in progress.
-        decoding: sequences in the GPT batch; kv_rows / kv_rows_free: the pool's rows.
-        kv_bytes: memory of the pool.
-        steps: decode steps taken.
-        batches, items: per stage, batches run and items processed (mean batch = items / batches).
-        last_batch: per stage, the size of the latest batch; largest_batch: the largest so far.
-        stage_seconds: per stage, time spent (measured only with ``EngineConfig(profile=True)``).
-        segments_started: segments that entered decoding.
-        finished, cancelled, failed: requests by outcome.
-    """
-
-    waiting: int
-    active: int
-    decoding: int
-    kv_rows: int
-    kv_rows_free: int
-    kv_bytes: int
-    steps: int
-    batches: dict[str, int]
-    items: dict[str, int]
-    last_batch: dict[str, int]
-    largest_batch: dict[str, int]
-    stage_seconds: dict[str, float]
-    segments_started: int
-    finished: int
-    cancelled: int
-    failed: int
-
-
-@dataclass(eq=False)
-class _Call:
-    function: Callable[[TTSModel], Any]
-    clip: SpeakerClip | None = None  # a voice encoding (batched with the others)
-    done: threading.Event = field(default_factory=threading.Event)
-    result: Any = None
-    error: BaseException | None = None
 
 
 @dataclass(eq=False)
@@ -159,10 +116,9 @@ class Engine:
     def __init__(self, model: TTSModel, config: EngineConfig | None = None) -> None:
         self.model = model
         self.config = config or EngineConfig()
-        self.profile = self.config.profile
         self._condition = threading.Condition()
         self._waiting: deque[_Request] = deque()
-        self._calls: deque[_Call] = deque()
+        self._calls: deque[ModelCall] = deque()
         self._active: list[_Request] = []
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -173,11 +129,7 @@ class Engine:
         self._decoder: DecodeBatch | None = None
         self._renderer: Renderer | None = None
         self._graphs: DecodeGraphs | None = None
-        self._batches = dict.fromkeys(STAGES, 0)
-        self._items = dict.fromkeys(STAGES, 0)
-        self._last = dict.fromkeys(STAGES, 0)
-        self._largest = dict.fromkeys(STAGES, 0)
-        self._seconds = dict.fromkeys(STAGES, 0.0)
+        self._counters = StageCounters(profile=self.config.profile, device=model.device)
         self._segments_started = 0
         self._finished = self._cancelled = self._failed = 0
 
@@ -256,17 +208,17 @@ class Engine:
 
     def call(self, function: Callable[[TTSModel], R]) -> R:
         """Run ``function(model)`` on the engine thread and return its result (or raise its error)."""
-        return self._call(_Call(function))
+        return self._call(ModelCall(function))
 
     def encode_voice(self, clip: SpeakerClip) -> VoiceConditioning:
         """Encode a speaker clip on the engine thread, batched with other clips queued meanwhile.
 
         Returns the conditioning on the CPU in float32 (a batch of one, cut to its own lengths).
         """
-        result: VoiceConditioning = self._call(_Call(lambda model: None, clip=clip))
+        result: VoiceConditioning = self._call(ModelCall(lambda model: None, clip=clip))
         return result
 
-    def _call(self, call: _Call) -> Any:
+    def _call(self, call: ModelCall) -> Any:
         self.start()
         with self._condition:
             if self._closed:
@@ -295,22 +247,16 @@ class Engine:
             kv_rows_free=pool.free if pool is not None else 0,
             kv_bytes=pool.bytes if pool is not None else 0,
             steps=decoder.steps if decoder is not None else 0,
-            batches=dict(self._batches),
-            items=dict(self._items),
-            last_batch=dict(self._last),
-            largest_batch=dict(self._largest),
-            stage_seconds=dict(self._seconds),
+            batches=dict(self._counters.batches),
+            items=dict(self._counters.items),
+            last_batch=dict(self._counters.last),
+            largest_batch=dict(self._counters.largest),
+            stage_seconds=dict(self._counters.seconds),
             segments_started=self._segments_started,
             finished=self._finished,
             cancelled=self._cancelled,
             failed=self._failed,
         )
-
-    def _note_batch(self, stage: str, size: int) -> None:
-        self._batches[stage] += 1
-        self._items[stage] += size
-        self._last[stage] = size
-        self._largest[stage] = max(self._largest[stage], size)
 
     # ------------------------------------------------------------------------------ the thread
 
@@ -327,7 +273,7 @@ class Engine:
         )
         self.pool = KVPool(model.gpt, rows=rows, positions=positions, device=device)
         self._decoder = DecodeBatch(model, self.pool, max_prefill_rows=config.max_prefill_rows)
-        self._renderer = Renderer(model, config, on_batch=self._note_batch, timed=self._timed)
+        self._renderer = Renderer(model, config, on_batch=self._counters.note, timed=self._counters.timed)
         if device.type == "cuda" and config.cuda_graphs:
             pool = self.pool
 
@@ -390,36 +336,26 @@ class Engine:
                     with self._condition:
                         self._condition.wait(_IDLE_WAIT)
 
-    def _timed(self, stage: str, function: Callable[[], R]) -> R:
-        if not self.profile:
-            return function()
-        started = time.perf_counter()
-        result = function()
-        if self.model.device.type == "cuda":
-            torch.cuda.synchronize()
-        self._seconds[stage] += time.perf_counter() - started
-        return result
-
-    def _iteration(self, calls: list[_Call], admitted: list[_Request]) -> bool:
+    def _iteration(self, calls: list[ModelCall], admitted: list[_Request]) -> bool:
         decoder, renderer = self._decoder, self._renderer
         if decoder is None or renderer is None:
             raise RuntimeError("the engine is not set up")
         if calls:
-            self._run_calls(calls)
+            run_calls(self.model, calls, self._counters)
         for request in admitted:
-            self._timed("conditioning", functools.partial(self._prepare, request))
+            self._counters.timed("conditioning", functools.partial(self._prepare, request))
         self._drop_cancelled()
         self._start_segments()
         progressed = bool(calls or admitted)
         if not decoder.idle:
             if decoder.pending:
-                prefilled = self._timed("prefill", decoder.admit)
+                prefilled = self._counters.timed("prefill", decoder.admit)
                 if prefilled:
-                    self._note_batch("prefill", prefilled)
+                    self._counters.note("prefill", prefilled)
             rows = decoder.pool.used
-            changed = self._timed("decode", decoder.step)
+            changed = self._counters.timed("decode", decoder.step)
             if rows:
-                self._note_batch("decode", rows)
+                self._counters.note("decode", rows)
             for sequence in changed:
                 self._note_codes(sequence)
             progressed = True
@@ -435,36 +371,6 @@ class Engine:
 
     # ------------------------------------------------------------------------------ calls
 
-    def _run_calls(self, calls: list[_Call]) -> None:
-        voices = [c for c in calls if c.clip is not None]
-        for call in calls:
-            if call.clip is None:
-                try:
-                    call.result = call.function(self.model)
-                except Exception as error:  # noqa: BLE001 - handed to the caller
-                    call.error = error
-                call.done.set()
-        if voices:
-            self._timed("voice", lambda: self._encode_voices(voices))
-
-    def _encode_voices(self, calls: list[_Call]) -> None:
-        encoder = self.model.voice_encoder
-        clips = [c.clip for c in calls if c.clip is not None]
-        try:
-            batch = encoder.encode_voice(clips)
-            self._note_batch("voice", len(calls))
-            for row, call in enumerate(calls):
-                call.result = batch.item(row).to("cpu", torch.float32)
-        except Exception:  # noqa: BLE001 - one bad clip must not fail the others: encode alone
-            for call, clip in zip(calls, clips, strict=True):
-                try:
-                    call.result = encoder.encode_voice(clip).to("cpu", torch.float32)
-                    self._note_batch("voice", 1)
-                except Exception as error:  # noqa: BLE001 - handed to the caller
-                    call.error = error
-        for call in calls:
-            call.done.set()
-
     # ------------------------------------------------------------------------------ requests
 
     def _prepare(self, request: _Request) -> None:
@@ -477,7 +383,7 @@ class Engine:
         except Exception as error:  # noqa: BLE001 - the request's own error, raised by its handle
             self._end(request, error)
             return
-        self._note_batch("conditioning", 1)
+        self._counters.note("conditioning", 1)
         streaming = job.streaming
         hop = self.model.vocoder.hop_size
         for index, segment in enumerate(segments):
