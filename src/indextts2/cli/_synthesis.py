@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from indextts2.cli._console import err
-from indextts2.errors import InvalidInput
+from indextts2.errors import EmptyText, InvalidInput
 from indextts2.options import EMOTIONS, Emotion, SynthesisOptions
 from indextts2.settings import Settings
 
@@ -105,6 +105,14 @@ AcceptLicenseOpt = Annotated[
 
 def read_text(text: str | None, file: Path | None) -> str:
     """The text to speak: the TEXT argument, stdin for ``-``, or the ``--file``'s content (UTF-8)."""
+    words = _text_source(text, file)
+    if not words.strip():
+        source = "--file" if file is not None else "stdin" if text == "-" else "TEXT"
+        raise EmptyText(f"the text from {source} is empty; give the words to speak")
+    return words
+
+
+def _text_source(text: str | None, file: Path | None) -> str:
     if text is not None and file is not None:
         raise InvalidInput("give the text either as TEXT or with --file, not both")
     if file is not None:
