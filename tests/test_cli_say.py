@@ -279,6 +279,28 @@ def test_a_voice_of_another_model_is_refused(
     assert not (workdir / "a.wav").exists()
 
 
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        (["missing.wav"], "no such file"),
+        (["{ref}", "--name", "me"], "--server"),
+        (["{ref}", "--api-key", "k"], "--server"),
+        (["{ref}", "--server", "http://127.0.0.1:9"], "--consent"),
+        (["{ref}", "--server", "http://127.0.0.1:9", "--consent", "-o", "v.safetensors"], "-o"),
+        (["{ref}", "--server", "http://127.0.0.1:9", "--consent", "--model", "dummy:tiny"], "--model"),
+        (["{ref}", "-o", "no/such/dir/v.safetensors"], "does not exist"),
+    ],
+)
+def test_bad_voice_create_flags_are_one_line_before_any_model_loads(
+    calls: Calls, ref: Path, workdir: Path, flags: list[str], words: str
+) -> None:
+    args = [flag.replace("{ref}", str(ref)) for flag in flags]
+    line = assert_one_line_error(runner.invoke(app, ["voice", "create", *args]))
+    assert words in line
+    assert calls.loads == []
+    assert list(workdir.iterdir()) == []
+
+
 def test_voice_info_of_a_non_voice_file_is_one_line(workdir: Path) -> None:
     (workdir / "x.safetensors").write_bytes(b"not a voice")
     assert_one_line_error(runner.invoke(app, ["voice", "info", "x.safetensors"]))

@@ -7,6 +7,8 @@ torch and the model code are imported only inside the functions that need them: 
 from __future__ import annotations
 
 import sys
+import time
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -26,13 +28,13 @@ __all__ = [
     "CacheDirOpt",
     "DeviceOpt",
     "DtypeOpt",
+    "ModelFlags",
     "ModelOpt",
     "OfflineOpt",
     "RevisionOpt",
     "build_emotion",
     "build_options",
     "check_audio_file",
-    "load_synthesizer",
     "parse_emotion_spec",
     "read_text",
 ]
@@ -240,49 +242,56 @@ def build_options(flags: dict[str, Any]) -> SynthesisOptions:
 # ---------------------------------------------------------------------------------------- the model
 
 
-def load_synthesizer(
-    *,
-    model: str | None,
-    device: str | None,
-    dtype: str | None,
-    cache_dir: Path | None,
-    revision: str | None,
-    offline: bool,
-    accept_license: bool,
-    quiet: bool = False,
-) -> Synthesizer:
-    """Load the model the flags (then INDEXTTS2_*, then the defaults) name, with download progress."""
-    import time
+@dataclass(frozen=True)
+class ModelFlags:
+    """The flags that choose the local model; None / False = not given (settings, then defaults)."""
 
-    from indextts2.cli.models import _ensure_license, _RichProgress
-    from indextts2.store import MODELS, dummy_preset
-    from indextts2.synthesizer import Synthesizer
+    model: str | None = None
+    device: str | None = None
+    dtype: str | None = None
+    cache_dir: Path | None = None
+    revision: str | None = None
+    offline: bool = False
+    accept_license: bool = False
 
-    settings = Settings.from_env().with_overrides(
-        model=model,
-        device=device,
-        home=cache_dir,
-        offline=offline or None,
-        accept_license=accept_license or None,
-    )
-    if settings.model in MODELS and dummy_preset(settings.model) is None and not settings.offline:
-        _ensure_license(settings.model, settings, accept_license)
-    if not quiet:
-        err.print(f"loading {settings.model} ...", highlight=False)
-    started = time.perf_counter()
-    with _RichProgress() as progress:
-        tts = Synthesizer.from_pretrained(
-            settings.model,
-            device=settings.device,
-            dtype=dtype,
-            cache_dir=settings.home,
-            revision=revision,
-            offline=settings.offline,
-            accept_license=settings.accept_license,
-            progress=progress,
+    def given(self) -> list[str]:
+        """The flags given, as the user typed them (to refuse them where they do not apply)."""
+        return [
+            "--" + item.name.replace("_", "-")
+            for item in fields(self)
+            if getattr(self, item.name) not in (None, False)
+        ]
+
+    def load(self, *, quiet: bool = False) -> Synthesizer:
+        """Load the model these flags (then INDEXTTS2_*, then the defaults) name, with download progress."""
+        from indextts2.cli.models import _ensure_license, _RichProgress
+        from indextts2.store import MODELS, dummy_preset
+        from indextts2.synthesizer import Synthesizer
+
+        settings = Settings.from_env().with_overrides(
+            model=self.model,
+            device=self.device,
+            home=self.cache_dir,
+            offline=self.offline or None,
+            accept_license=self.accept_license or None,
         )
-    if not quiet:
-        err.print(
-            f"loaded {tts.model_id} on {tts.device} in {time.perf_counter() - started:.1f} s", highlight=False
-        )
-    return tts
+        if settings.model in MODELS and dummy_preset(settings.model) is None and not settings.offline:
+            _ensure_license(settings.model, settings, self.accept_license)  # asks on a terminal
+        if not quiet:
+            err.print(f"loading {settings.model} ...", highlight=False)
+        started = time.perf_counter()
+        with _RichProgress() as progress:  # shows only when files are downloaded
+            tts = Synthesizer.from_pretrained(
+                settings.model,
+                device=settings.device,
+                dtype=self.dtype,
+                cache_dir=settings.home,
+                revision=self.revision,
+                offline=settings.offline,
+                accept_license=settings.accept_license,
+                progress=progress,
+            )
+        if not quiet:
+            seconds = time.perf_counter() - started
+            err.print(f"loaded {tts.model_id} on {tts.device} in {seconds:.1f} s", highlight=False)
+        return tts

@@ -30,13 +30,13 @@ from indextts2.cli._synthesis import (
     CacheDirOpt,
     DeviceOpt,
     DtypeOpt,
+    ModelFlags,
     ModelOpt,
     OfflineOpt,
     RevisionOpt,
     build_emotion,
     build_options,
     check_audio_file,
-    load_synthesizer,
     read_text,
 )
 from indextts2.errors import InvalidInput
@@ -51,6 +51,7 @@ __all__ = ["say"]
 EMOTION_PANEL = "Emotion (one source)"
 OPTIONS_PANEL = "Synthesis options (default: the official infer's)"
 SERVER_PANEL = "Remote synthesis"
+REMOTE_DEFAULT_RATE = 22050  # IndexTTS2's rate; only used when a server sends no audio at all
 
 RefOpt = Annotated[
     Path | None,
@@ -111,17 +112,21 @@ def _speak(
     total: int | None,
     default_rate: int,
     quiet: bool,
+    started: float,
 ) -> tuple[Audio, float]:
-    """Feed (samples, rate, segments done) pieces to the sink under a progress bar; time it."""
-    started = time.perf_counter()
+    """Feed (samples, rate, segments done) pieces to the sink under a progress bar.
+
+    Returns the audio and the seconds synthesis took since ``started`` (encoding and writing the
+    file excluded: the real-time factor is the synthesis's).
+    """
     received = 0.0
     with _Bar(total=total, quiet=quiet) as bar:
         for samples, rate, segments_done in pieces:
             sink.add(samples, rate)
             received += samples.shape[0] / rate
             bar.update(segments_done=segments_done, audio_seconds=received)
-    audio = sink.finish(default_rate)
-    return audio, time.perf_counter() - started
+    seconds = time.perf_counter() - started
+    return sink.finish(default_rate), seconds
 
 
 def _closing_line(audio: Audio, seconds: float, target: OutputTarget) -> str:
@@ -374,21 +379,13 @@ def say(
     _check_local_voice(ref, voice)
     if ref is not None:
         check_audio_file(ref, "--ref")
+    model_flags = ModelFlags(model, device, dtype, cache_dir, revision, offline, accept_license)
     sink = AudioSink(target)
     if server is not None:
-        local_only = {
-            "--model": model,
-            "--device": device,
-            "--dtype": dtype,
-            "--cache-dir": cache_dir,
-            "--revision": revision,
-            "--offline": offline or None,
-            "--accept-license": accept_license or None,
-        }
-        given = [flag for flag, value in local_only.items() if value is not None]
-        if given:
+        if model_flags.given():
             raise InvalidInput(
-                f"{', '.join(given)}: only for local synthesis; with --server the server's own model runs"
+                f"{', '.join(model_flags.given())}: only for local synthesis; "
+                "with --server the server's own model runs"
             )
         audio, seconds = _say_remote(
             server,
@@ -406,6 +403,7 @@ def say(
         if api_key is not None:
             raise InvalidInput("--api-key is for --server; local synthesis needs none")
         audio, seconds = _say_local(
+            model_flags,
             text=words,
             ref=ref,
             voice=voice,
@@ -413,19 +411,13 @@ def say(
             options=options,
             sink=sink,
             quiet=quiet,
-            model=model,
-            device=device,
-            dtype=dtype,
-            cache_dir=cache_dir,
-            revision=revision,
-            offline=offline,
-            accept_license=accept_license,
         )
     if not quiet:
         err.print(_closing_line(audio, seconds, target), highlight=False, soft_wrap=True)
 
 
 def _say_local(
+    model: ModelFlags,
     *,
     text: str,
     ref: Path | None,
@@ -434,13 +426,6 @@ def _say_local(
     options: SynthesisOptions,
     sink: AudioSink,
     quiet: bool,
-    model: str | None,
-    device: str | None,
-    dtype: str | None,
-    cache_dir: Path | None,
-    revision: str | None,
-    offline: bool,
-    accept_license: bool,
 ) -> tuple[Audio, float]:
     from indextts2.audio import load_audio
     from indextts2.voice import Voice
@@ -448,16 +433,7 @@ def _say_local(
     # Read the clip or the voice file before the model: a bad file fails fast.
     reference = load_audio(ref) if ref is not None else None
     saved = Voice.load(voice) if voice is not None else None
-    tts = load_synthesizer(
-        model=model,
-        device=device,
-        dtype=dtype,
-        cache_dir=cache_dir,
-        revision=revision,
-        offline=offline,
-        accept_license=accept_license,
-        quiet=quiet,
-    )
+    tts = model.load(quiet=quiet)
     with tts:
         if reference is not None:
             speaker = tts.voice(reference)
@@ -466,10 +442,11 @@ def _say_local(
             speaker = saved
         else:  # _check_local_voice makes this unreachable
             raise InvalidInput("give --ref CLIP or --voice FILE")
+        started = time.perf_counter()
         chunks = tts.stream(text, voice=speaker, emotion=emotion, options=options)
         total = _segment_count(tts, text, options)
         pieces = ((chunk.samples, chunk.sample_rate, chunk.segment + 1) for chunk in chunks)
-        return _speak(pieces, sink, total=total, default_rate=tts.sample_rate, quiet=quiet)
+        return _speak(pieces, sink, total=total, default_rate=tts.sample_rate, quiet=quiet, started=started)
 
 
 def _say_remote(
@@ -498,10 +475,13 @@ def _say_remote(
             "send the clip with --ref CLIP --consent instead"
         )
     with Client(server, api_key=api_key) as client:
+        started = time.perf_counter()
         blocks = client.stream(
             text, voice=voice, reference=ref, consent=consent, emotion=emotion, options=options
         )
         pieces = ((block.samples, block.sample_rate, None) for block in blocks)
         if not quiet:
             err.print(f"speaking on {escape(server)} ...", highlight=False)
-        return _speak(pieces, sink, total=None, default_rate=22050, quiet=quiet)
+        return _speak(
+            pieces, sink, total=None, default_rate=REMOTE_DEFAULT_RATE, quiet=quiet, started=started
+        )

@@ -16,11 +16,11 @@ from indextts2.cli._synthesis import (
     CacheDirOpt,
     DeviceOpt,
     DtypeOpt,
+    ModelFlags,
     ModelOpt,
     OfflineOpt,
     RevisionOpt,
     check_audio_file,
-    load_synthesizer,
 )
 from indextts2.errors import InvalidInput
 
@@ -106,24 +106,12 @@ def create(
     server instead (prints the voice's id), for `indextts2 say --server URL --voice ID`.
     """
     check_audio_file(clip, "CLIP")
+    model_flags = ModelFlags(model, device, dtype, cache_dir, revision, offline, accept_license)
     if server is not None:
-        _create_remote(
-            server,
-            clip,
-            api_key=api_key,
-            consent=consent,
-            name=name,
-            local_flags={
-                "-o": output,
-                "--model": model,
-                "--device": device,
-                "--dtype": dtype,
-                "--cache-dir": cache_dir,
-                "--revision": revision,
-                "--offline": offline or None,
-                "--accept-license": accept_license or None,
-            },
-        )
+        given = (["-o"] if output is not None else []) + model_flags.given()
+        if given:
+            raise InvalidInput(f"{', '.join(given)}: only for a local voice file, not with --server")
+        _create_remote(server, clip, api_key=api_key, consent=consent, name=name)
         return
     for flag, value in (("--api-key", api_key), ("--name", name)):
         if value is not None:
@@ -132,15 +120,7 @@ def create(
 
     target = _output_path(output, clip)
     reference = load_audio(clip)  # a bad clip fails before the model loads
-    with load_synthesizer(
-        model=model,
-        device=device,
-        dtype=dtype,
-        cache_dir=cache_dir,
-        revision=revision,
-        offline=offline,
-        accept_license=accept_license,
-    ) as tts:
+    with model_flags.load() as tts:
         voice = tts.voice(reference)
     voice.save(target)
     err.print(
@@ -152,20 +132,9 @@ def create(
     typer.echo(str(target))
 
 
-def _create_remote(
-    server: str,
-    clip: Path,
-    *,
-    api_key: str | None,
-    consent: bool,
-    name: str | None,
-    local_flags: dict[str, object],
-) -> None:
+def _create_remote(server: str, clip: Path, *, api_key: str | None, consent: bool, name: str | None) -> None:
     from indextts2.client import Client
 
-    given = [flag for flag, value in local_flags.items() if value is not None]
-    if given:
-        raise InvalidInput(f"{', '.join(given)} apply to a local voice file, not to --server")
     if not consent:
         raise InvalidInput(
             "saving a voice on a server needs --consent: your statement that the voice is yours, or that "
