@@ -264,7 +264,7 @@ class ModelFlags:
 
     def load(self, *, quiet: bool = False) -> Synthesizer:
         """Load the model these flags (then INDEXTTS2_*, then the defaults) name, with download progress."""
-        from indextts2.cli.models import _ensure_license, _RichProgress
+        from indextts2.cli.models import StoreProgress, ensure_license
         from indextts2.store import MODELS, dummy_preset
         from indextts2.synthesizer import Synthesizer
 
@@ -276,11 +276,11 @@ class ModelFlags:
             accept_license=self.accept_license or None,
         )
         if settings.model in MODELS and dummy_preset(settings.model) is None and not settings.offline:
-            _ensure_license(settings.model, settings, self.accept_license)  # asks on a terminal
+            ensure_license(settings.model, settings, self.accept_license)  # asks on a terminal
         if not quiet:
             err.print(f"loading {settings.model} ...", highlight=False)
         started = time.perf_counter()
-        with _RichProgress() as progress:  # shows only when files are downloaded
+        with StoreProgress() as progress:  # shows only when files are downloaded
             tts = Synthesizer.from_pretrained(
                 settings.model,
                 device=settings.device,
