@@ -72,6 +72,14 @@ def test_lossless_formats_are_exact_to_16_bit() -> None:
         assert np.abs(decoded.samples - original.samples).max() <= 1.0 / 32767
 
 
+def test_wav_flac_and_raw_pcm_hold_the_same_16_bit_samples() -> None:
+    audio = Audio(tone(0.1, amplitude=0.9), 22050)
+    pcm = np.frombuffer(encode(audio, "pcm"), dtype="<i2")
+    for fmt in ("wav", "flac"):
+        decoded, _ = sf.read(io.BytesIO(encode(audio, fmt)), dtype="int16")
+        np.testing.assert_array_equal(decoded, pcm)
+
+
 def test_pcm_is_raw_little_endian_int16() -> None:
     data = encode(Audio(np.array([0.0, 1.0, -1.0, 0.5, 2.0], np.float32), 22050), "pcm")
     assert struct.unpack("<5h", data) == (0, 32767, -32767, 16384, 32767)

@@ -67,7 +67,22 @@ def test_empty_text_is_one_line_and_exit_2(text: str) -> None:
 def test_a_model_path_that_does_not_exist_is_one_line_and_exit_2(tmp_path: Path) -> None:
     result = runner.invoke(app, ["text", "你好", "--model", str(tmp_path / "missing")])
     assert result.exit_code == 2
-    assert "not a model directory" in result.stderr
+    assert "no model directory" in result.stderr
+
+
+def test_dummy_models_tokenize_with_their_bundled_vocabulary() -> None:
+    result = runner.invoke(app, ["text", "你好。Hello!", "--model", "dummy:tiny", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["tokens"][:2] == ["▁你", "▁好"]
+    assert data["segments"]
+
+
+def test_a_store_model_that_is_not_downloaded_says_so_without_downloading() -> None:
+    result = runner.invoke(app, ["text", "你好", "--model", "IndexTeam/IndexTTS-2"])
+    assert result.exit_code == 2
+    assert "missing" in result.stderr
+    assert "indextts2 models download" in result.stderr
 
 
 def test_rich_markup_in_the_text_is_printed_literally() -> None:

@@ -228,7 +228,7 @@ class Synthesizer:
         preset = dummy_preset(name)
         if preset is not None:
             network = TTSModel.dummy(preset)
-            text = TextFrontend.from_model(_dummy_bpe_model(), max_text_chars=max_text_chars)
+            text = TextFrontend.from_model(dummy_bpe_model(), max_text_chars=max_text_chars)
             fingerprint = _fingerprint({"preset": preset, "seed": DUMMY_SEED})
         else:
             files = resolve_model(
@@ -689,7 +689,7 @@ class Synthesizer:
             yield AudioChunk(result.wave.numpy(), self.sample_rate, segment=index, final=index == last)
 
 
-def _dummy_bpe_model() -> Path:
+def dummy_bpe_model() -> Path:
     """The small BPE model the dummy presets tokenize with (the golden checkpoint's, 1000 pieces)."""
     from importlib import resources
 

@@ -147,7 +147,11 @@ def encode(audio: Audio, format: AudioFormat = "wav") -> bytes:
         audio = audio.resampled(min(_MP3_RATES, key=lambda r: abs(r - audio.sample_rate)))
     container, subtype = _SOUNDFILE_FORMATS[format]
     buffer = io.BytesIO()
-    samples = np.clip(audio.samples, -1.0, 1.0)
+    samples: np.ndarray = np.clip(audio.samples, -1.0, 1.0)
+    if subtype == "PCM_16":
+        # Quantise as pcm16_bytes does, so a WAV file and a raw PCM stream hold the same samples
+        # (libsndfile's own float conversion rounds differently).
+        samples = np.frombuffer(pcm16_bytes(samples), dtype="<i2")
     sf.write(buffer, samples, audio.sample_rate, format=container, subtype=subtype)
     return buffer.getvalue()
 

@@ -11,7 +11,7 @@ from typer.core import TyperGroup
 
 from indextts2.__about__ import __version__
 from indextts2.cli import bench as bench_command
-from indextts2.cli import doctor, models, serve
+from indextts2.cli import doctor, models, say, serve, voice
 from indextts2.cli import text as text_command
 from indextts2.cli._console import err
 from indextts2.errors import IndexTTS2Error
@@ -103,6 +103,8 @@ app.command(name="doctor")(doctor.doctor)
 app.add_typer(models.app, name="models")
 app.add_typer(serve.app, name="serve")
 app.command(name="text")(text_command.text)
+app.command(name="say")(say.say)
+app.add_typer(voice.app, name="voice")
 app.command(name="bench")(bench_command.bench)
 
 

@@ -89,7 +89,7 @@ def _size(n_bytes: float) -> str:
     return f"{n_bytes:.1f} TiB"  # pragma: no cover - the loop returns at GiB
 
 
-class _RichProgress:
+class StoreProgress:
     """Draws a store operation on stderr: one bar per file while it runs, and one for the total."""
 
     VERBS: ClassVar[dict[str, str]] = {
@@ -115,7 +115,7 @@ class _RichProgress:
         self._total: TaskID | None = None
         self._started = False
 
-    def __enter__(self) -> _RichProgress:
+    def __enter__(self) -> StoreProgress:
         return self
 
     def __exit__(
@@ -175,7 +175,7 @@ def _settings(cache_dir: Path | None, **overrides: object) -> Settings:
     return Settings.from_env().with_overrides(home=cache_dir, **overrides)
 
 
-def _ensure_license(model: str, settings: Settings, accept_flag: bool) -> None:
+def ensure_license(model: str, settings: Settings, accept_flag: bool) -> None:
     """Accept the licence from the flag, the environment or an interactive question; else leave it to the
     library, which refuses with a message saying where the licence is."""
     from indextts2.store import accept_license, license_status
@@ -218,9 +218,9 @@ def download(
 
     settings = _settings(cache_dir, offline=offline or None, hub_endpoint=endpoint)
     if not settings.offline:
-        _ensure_license(model, settings, accept_license)
+        ensure_license(model, settings, accept_license)
     try:
-        with _RichProgress() as progress:
+        with StoreProgress() as progress:
             files = download_model(
                 model,
                 revision=revision,
@@ -281,7 +281,7 @@ def verify(
     """Check every cached file against the size and SHA-256 recorded when it came in (exit 1 on a problem)."""
     from indextts2.store import verify_model
 
-    with _RichProgress() as progress:
+    with StoreProgress() as progress:
         report = verify_model(
             model, revision=revision, cache_dir=_settings(cache_dir).home, repair=fix, progress=progress
         )
@@ -341,7 +341,7 @@ def import_(
     """Copy a model from a directory or archive into the cache, hashing every file; print its directory."""
     from indextts2.store import import_model
 
-    with _RichProgress() as progress:
+    with StoreProgress() as progress:
         files = import_model(
             source,
             model_id=model,
@@ -365,7 +365,7 @@ def export(
     """Write a cached model, verified file by file, to an archive for `models import` on another machine."""
     from indextts2.store import export_model
 
-    with _RichProgress() as progress:
+    with StoreProgress() as progress:
         written = export_model(
             destination,
             model_id=model,

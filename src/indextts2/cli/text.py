@@ -23,14 +23,28 @@ from indextts2.text import DEFAULT_MAX_TOKENS_PER_SEGMENT, Glossary, TextAnalysi
 def _locate_model(model: str | None) -> Path | None:
     """The local directory or bpe.model to read, or None for normalisation only.
 
-    An explicit ``--model`` must be a local path. Without it the configured model is used when it is
-    a local path. Hook for the model store: resolve store ids (``IndexTeam/IndexTTS-2``) here once
-    ``indextts2.store`` can do it without downloading.
+    ``--model`` is a local directory, a ``bpe.model`` file, a model id already in the store (never
+    downloaded here: this is a debugging aid) or ``dummy:tiny`` / ``dummy:full`` (their small
+    vocabulary). Without it the configured model (INDEXTTS2_MODEL) is used when it is local or cached.
     """
-    if model is not None:
-        return Path(model).expanduser()
-    configured = Path(Settings.from_env().model).expanduser()
-    return configured if configured.exists() else None
+    from indextts2.errors import ModelFilesMissing, ModelNotFound
+    from indextts2.store import dummy_preset, resolve_model
+
+    explicit = model is not None
+    name = model if model is not None else Settings.from_env().model
+    if dummy_preset(name) is not None:
+        from indextts2.synthesizer import dummy_bpe_model
+
+        return dummy_bpe_model()
+    path = Path(name).expanduser()
+    if path.exists():
+        return path
+    try:
+        return resolve_model(name, offline=True).root
+    except (ModelNotFound, ModelFilesMissing):
+        if explicit:
+            raise
+        return None
 
 
 def _analysis_json(analysis: TextAnalysis, max_tokens: int) -> dict[str, Any]:

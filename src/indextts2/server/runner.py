@@ -64,9 +64,12 @@ class _Server(uvicorn.Server):
                     captured[:] = [s for s in captured if s != signal.SIGTERM]
 
 
-# glibc's mallopt parameter; large blocks above the threshold are mapped and unmapped on their own
+# glibc's mallopt parameters: blocks above the mmap threshold are mapped and unmapped on their own;
+# the arena maximum caps how many heaps the threads allocate from
 _M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
 _MMAP_THRESHOLD_BYTES = 128 * 1024  # glibc's initial value, kept fixed
+_ARENA_MAX = 2
 
 
 def _steady_heap() -> None:
@@ -76,7 +79,10 @@ def _steady_heap() -> None:
     from the heap, where the batches of many requests of different sizes leave it fragmented (a
     dummy:tiny server batching 16 clients grew ~150 MiB over its first thousand requests before
     levelling off; with the threshold fixed, a third of that). Large blocks then stay mapped and
-    go back to the system when freed.
+    go back to the system when freed. The server's threads (workers, the engine) would each get
+    an arena of their own, up to eight per core, and every arena keeps its own fragments: with
+    two, the same server stays flat (measured: +51 MiB over 200 requests after a 200-request
+    warm-up with the threshold alone, +7 to +23 MiB with both, in three runs).
     """
     if not sys.platform.startswith("linux"):
         return
@@ -89,6 +95,7 @@ def _steady_heap() -> None:
     try:
         libc = ctypes.CDLL(name)
         libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD_BYTES)
+        libc.mallopt(_M_ARENA_MAX, _ARENA_MAX)
     except (OSError, AttributeError):  # not glibc (musl has no mallopt): nothing to tune
         logger.debug("mallopt is not available; the heap is left as it is")
 
