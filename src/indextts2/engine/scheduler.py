@@ -369,8 +369,6 @@ class Engine:
             progressed = True
         return progressed
 
-    # ------------------------------------------------------------------------------ calls
-
     # ------------------------------------------------------------------------------ requests
 
     def _prepare(self, request: _Request) -> None:
