@@ -110,9 +110,20 @@ def bench(
 ) -> None:
     """Measure the engine: N concurrent clients, fixed Chinese and English texts, short and long.
 
-    Reports aggregate audio-seconds per second, per-request real-time factor, time to first audio
-    and peak GPU memory per concurrency level; --baseline sequential adds the same work done one
-    request at a time without batching, and the speed-up over it.
+    Reports aggregate audio-seconds per second, per-request real-time factor,
+    time to first audio and peak GPU memory per concurrency level;
+    --baseline sequential adds the same work done one request at a time
+    without batching, and the speed-up over it.
+
+    [bold]Examples[/bold]
+
+      indextts2 bench --model dummy:full --device cuda --baseline sequential --json bench.json
+      indextts2 bench --model dummy:full --concurrency 1,64 --profile     where the time goes
+      indextts2 bench --model dummy:tiny --device cpu --concurrency 1,4 --diffusion-steps 4
+      indextts2 bench --server http://gpu-box:7860 --api-key K --concurrency 1,16
+
+    Random (dummy) weights never choose to stop, so each text decodes exactly
+    --codes-per-second codes per second of its intended speech: runs compare.
     """
     from indextts2.engine.bench import BenchSettings, LevelReport
 
