@@ -208,3 +208,63 @@ def test_segments_that_cannot_fit_the_cache_are_refused_before_any_audio(
 ) -> None:
     with pytest.raises(InvalidInput, match="KV-cache positions"):
         tts.stream("Too many codes.", voice=voice, options=FAST.replace(max_codes=1000))
+
+
+class _EagerReplay:
+    """Stands in for a captured CUDA graph: replays the step at the graph's own rows and key span."""
+
+    def __init__(self, forward: Any, rows: int, span: int) -> None:
+        self.forward, self.rows, self.span = forward, rows, span
+        self.replays = 0
+
+    def replay(self) -> None:
+        self.forward(self.rows, self.span)
+        self.replays += 1
+
+
+def test_graph_shaped_steps_decode_the_same_codes_as_exact_steps(alone: Synthesizer, voice: Voice) -> None:
+    """What a CUDA graph changes, checked on the CPU: idle rows padded in, a wider key span."""
+    from indextts2.engine.decode import DecodeBatch, DecodingSequence, run_decode_forward
+    from indextts2.engine.graphs import DecodeGraphs
+    from indextts2.engine.kv_pool import KVPool
+
+    model = alone.model
+    settings = [
+        FAST.replace(top_k=1, max_codes=24),
+        FAST.replace(top_k=20, temperature=0.9, seed=11, max_codes=30),
+        FAST.replace(top_k=1, repetition_penalty=3.0, max_codes=16),
+    ]
+    texts = ["Graphs replay the step.", "你好，世界。", "A third voice joins late."]
+
+    def segments() -> list[Any]:
+        return [
+            alone._segments(alone._prepare(t, voice=voice, emotion=None, options=o))[0]
+            for t, o in zip(texts, settings, strict=True)
+        ]
+
+    solo = [model.decode([segment])[0].codes.tolist() for segment in segments()]
+    pool = KVPool(model.gpt, rows=8, positions=600, device=model.device)
+
+    def forward(rows: int, span: int) -> None:
+        run_decode_forward(model, pool, rows, span)
+
+    graphs = DecodeGraphs(forward, pool, (1, 2, 4, 8))
+    replays = {(b, s): _EagerReplay(forward, b, s) for b in graphs.batch_sizes for s in graphs.spans}
+    graphs._graphs = replays  # type: ignore[assignment]
+    batch = DecodeBatch(model, pool, max_prefill_rows=2)
+    batch.forward = graphs.run
+    # full rows left by earlier occupants: an idle row replayed without a reset writes past its end
+    pool.cache.lengths.fill_(pool.positions)
+    sequences = [DecodingSequence(segment, owner=None) for segment in segments()]
+    batch.add(sequences[0])
+    batch.add(sequences[1])
+    for _ in range(4):
+        batch.step()
+    batch.add(sequences[2])  # joins midway: 3 rows run in the 4-row graph
+    while not batch.idle:
+        batch.step()
+    assert [s.result.codes.tolist() for s in sequences if s.result is not None] == solo
+    assert replays[(4, 256)].replays > 0  # three rows in the four-row graph
+    assert replays[(2, 256)].replays > 0
+    assert graphs.replays == batch.steps
+
