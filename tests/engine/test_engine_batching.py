@@ -268,3 +268,22 @@ def test_graph_shaped_steps_decode_the_same_codes_as_exact_steps(alone: Synthesi
     assert replays[(2, 256)].replays > 0
     assert graphs.replays == batch.steps
 
+
+@pytest.mark.slow
+# torch's inductor imports torch.utils.mkldnn, which still uses the deprecated torch.jit.script_method
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+def test_a_compiled_dit_renders_the_same_audio_and_is_undone_on_close(
+    alone: Synthesizer, voice: Voice
+) -> None:
+    options = FAST.replace(seed=3, top_k=1)
+    texts = ["Hello there, compiled.", "Short."]
+    solo = [alone.synthesize(text, voice=voice, options=options).samples for text in texts]
+    estimator = alone.model.s2mel.cfm.estimator
+    config = EngineConfig(compile_dit=True, kv_rows=4, max_positions=256)
+    with Engine(alone.model, config) as engine:
+        assert "forward" in vars(estimator)  # compiled while the engine runs
+        requests = [alone._prepare(text, voice=voice, emotion=None, options=options) for text in texts]
+        together = [collect(engine.submit(alone._job(request))) for request in requests]
+    assert "forward" not in vars(estimator)  # the model is eager again for its other users
+    for text, audio, reference in zip(texts, together, solo, strict=True):
+        np.testing.assert_allclose(audio, reference, atol=1e-5, err_msg=text)

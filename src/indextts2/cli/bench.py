@@ -99,7 +99,9 @@ def bench(
     kv_rows: Annotated[int | None, typer.Option(help="KV-cache rows (default: clients x beams).")] = None,
     kv_memory_fraction: Annotated[float, typer.Option(help="Free GPU memory for the KV pool.")] = 0.5,
     cuda_graphs: Annotated[bool, typer.Option(help="Capture the decode step in CUDA graphs.")] = True,
-    compile_dit: Annotated[bool, typer.Option(help="torch.compile the DiT (CUDA, experimental).")] = False,
+    compile_dit: Annotated[
+        bool, typer.Option(help="torch.compile the DiT (experimental; the warm-up request waits for it).")
+    ] = False,
     profile: Annotated[bool, typer.Option(help="Time every stage (synchronises after each).")] = False,
     json_path: Annotated[
         str | None, typer.Option("--json", help="Write the report as JSON to this file ('-': stdout).")
@@ -234,7 +236,7 @@ def _run_local(
                 "kv_rows": engine.kv_rows,
                 "max_positions": engine.max_positions,
                 "cuda_graphs": cuda_graphs and tts.device.type == "cuda",
-                "compile_dit": compile_dit and tts.device.type == "cuda",
+                "compile_dit": compile_dit,
             },
         }
         return run_in_process(tts, settings, baseline=baseline, meta=meta, on_level=progress)

@@ -40,7 +40,8 @@ class EngineConfig:
             is decoding (all remaining steps when it is idle).
         cuda_graphs: capture the GPT decode step in CUDA graphs (CUDA only; ignored elsewhere).
         graph_batch_sizes: the row counts captured (a step runs the smallest graph that fits).
-        compile_dit: ``torch.compile`` the DiT estimator (CUDA only; experimental).
+        compile_dit: ``torch.compile`` the DiT estimator while the engine runs (experimental; the
+            first batches wait for the compilation: ~30 s for dummy:tiny on two CPU cores).
         max_buffered_chunks: a request starts no new segment while this many of its chunks wait
             unread (a slow reader does not make the engine run ahead).
         profile: measure the time spent in every stage (the device is synchronised after each, which

@@ -129,6 +129,7 @@ class Engine:
         self._decoder: DecodeBatch | None = None
         self._renderer: Renderer | None = None
         self._graphs: DecodeGraphs | None = None
+        self._compiled: torch.nn.Module | None = None
         self._counters = StageCounters(profile=self.config.profile, device=model.device)
         self._segments_started = 0
         self._finished = self._cancelled = self._failed = 0
@@ -164,6 +165,9 @@ class Engine:
         self._drain(EngineClosed("the engine was closed before the request finished"))
         self.pool = None
         self._decoder = self._renderer = self._graphs = None
+        if self._compiled is not None:  # the model outlives the engine: give it its eager DiT back
+            del self._compiled.forward
+            self._compiled = None
 
     @property
     def running(self) -> bool:
@@ -298,9 +302,11 @@ class Engine:
                     return True
 
                 decoder.forward = replay_or_run
-        if device.type == "cuda" and config.compile_dit:
+        if config.compile_dit:
+            # an attribute of the instance over the class's method: close() deletes it again
             estimator = model.s2mel.cfm.estimator
             estimator.forward = torch.compile(estimator.forward, dynamic=True)  # type: ignore[method-assign]
+            self._compiled = estimator
         logger.info("engine ready: %d KV rows x %d positions on %s", rows, positions, device)
 
     def _run(self) -> None:
