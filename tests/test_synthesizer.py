@@ -314,9 +314,15 @@ def test_emotion_text_needs_the_qwen_model_of_a_real_checkpoint(goldens: Path) -
 # ------------------------------------------------------------------------------ precision, parity
 
 
-def test_a_bf16_gpt_runs_and_returns_float32(voice: Voice) -> None:
-    with Synthesizer.from_pretrained("dummy:tiny", device="cpu", dtype="bf16") as tts:
-        assert tts.model.gpt_dtype == torch.bfloat16
+@pytest.mark.parametrize(("dtype", "torch_dtype"), [("bf16", torch.bfloat16), ("fp16", torch.float16)])
+def test_a_half_precision_gpt_runs_and_returns_float32(
+    voice: Voice, dtype: str, torch_dtype: torch.dtype
+) -> None:
+    # fp16 is the GPU default: its code path (half KV pool and logits, float32 sampling) runs here too
+    with Synthesizer.from_pretrained("dummy:tiny", device="cpu", dtype=dtype) as tts:
+        assert tts.model.gpt_dtype == torch_dtype
+        assert tts.engine.pool is not None
+        assert tts.engine.pool.cache.keys.dtype == torch_dtype
         audio = tts.synthesize("Hello.", voice=voice, options=FAST)
     assert audio.samples.dtype == np.float32
     assert audio.num_samples > 0
