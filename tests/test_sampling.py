@@ -43,6 +43,21 @@ def test_top_k_keeps_ties_and_at_least_min_keep() -> None:
     assert torch.equal(apply_top_k(distinct, torch.tensor([[0]])), distinct)  # 0 = no limit
 
 
+@pytest.mark.parametrize("min_keep", [1, 2])
+def test_top_k_with_a_host_bound_ranks_fewer_codes_and_keeps_the_same_ones(min_keep: int) -> None:
+    generator = torch.Generator().manual_seed(3)
+    # coarse scores, so that ties at the k-th score are common (fp16 logits tie often too)
+    scores = (torch.randn(6, 300, generator=generator) * 8).round() / 4
+    top_k = torch.tensor([[1], [5], [30], [30], [7], [2]])
+    exact = apply_top_k(scores, top_k, min_keep=min_keep)
+    for bound in (30, 31, 299, 300, 1000):
+        assert torch.equal(apply_top_k(scores, top_k, min_keep=min_keep, bound=bound), exact), bound
+    assert int(torch.isfinite(exact).sum()) > int(top_k.clamp(min=min_keep).sum())  # ties were kept
+    options = [GenerationOptions(top_k=k) for k in (5, 30, 7)]
+    assert _params(*options).top_k_bound == 30
+    assert _params(*options, GenerationOptions(top_k=0)).top_k_bound == 0  # a row keeps every code
+
+
 def test_top_p_keeps_the_smallest_head_reaching_the_mass() -> None:
     probs = torch.tensor([[0.5, 0.25, 0.15, 0.1]])
     scores = probs.log()

@@ -26,7 +26,7 @@ import torch
 from indextts2.engine.kv_pool import KVPool
 from indextts2.model.decoding import BeamSearch, GeneratedCodes, beam_candidates, prefill
 from indextts2.model.pipeline import Segment, TTSModel
-from indextts2.model.sampling import process_scores, sample_tokens
+from indextts2.model.sampling import process_scores, sample_tokens, top_k_bound
 
 __all__ = ["DecodeBatch", "DecodingSequence"]
 
@@ -251,9 +251,8 @@ class DecodeBatch:
         pool = self.pool
         rows = self._index([s.rows[0] for s in sampled])
         logits = self._stop_banned(pool.logits.index_select(0, rows).float(), rows)
-        scores = process_scores(
-            logits, seen=pool.seen.index_select(0, rows), params=pool.rows_params(rows), min_keep=1
-        )
+        params = pool.rows_params(rows, bound=top_k_bound([s.segment.generation for s in sampled]))
+        scores = process_scores(logits, seen=pool.seen.index_select(0, rows), params=params, min_keep=1)
         tokens = sample_tokens(scores, [s.segment.generator for s in sampled])
         pool.tokens.index_copy_(0, rows, tokens)
         if self._host_tokens is None:
@@ -295,7 +294,7 @@ class DecodeBatch:
             score_rows, index_rows = beam_candidates(
                 logits,
                 seen=pool.seen.index_select(0, rows),
-                params=pool.rows_params(rows),
+                params=pool.rows_params(rows, bound=top_k_bound([s.segment.generation for s in group])),
                 beam_scores=beam_scores,
                 beams=beams,
                 generators=[s.segment.generator for s in group],

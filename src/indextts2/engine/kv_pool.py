@@ -166,8 +166,8 @@ class KVPool:
         for target, length in zip(targets, lengths, strict=True):
             self.host_lengths[target] = length
 
-    def rows_params(self, index: torch.Tensor) -> SamplingParams:
-        """The sampling settings of some rows (a gathered copy)."""
+    def rows_params(self, index: torch.Tensor, *, bound: int = 0) -> SamplingParams:
+        """The sampling settings of some rows (a gathered copy); ``bound``: their largest top_k, if known."""
         p = self.params
         return SamplingParams(
             temperature=p.temperature.index_select(0, index),
@@ -175,4 +175,5 @@ class KVPool:
             top_p=p.top_p.index_select(0, index),
             top_p_cut=p.top_p_cut.index_select(0, index),
             repetition_penalty=p.repetition_penalty.index_select(0, index),
+            top_k_bound=bound,
         )
