@@ -9,6 +9,7 @@
 #   eager    1 and 64 clients without CUDA graphs (what graph capture buys)
 #   compile  1 and 64 clients with the DiT under torch.compile (experimental)
 #   stream   chunked streaming's log-mel error against whole segments, 500 codes
+#   steps    one decode step per row count: eager, graph-replayed, and without the forward
 #
 # Each part writes OUTDIR/PART.md (the tables for docs/benchmarks.md), OUTDIR/PART.json where the
 # bench writes one, and OUTDIR/PART.log. Run from the repository root. Wheels the machine lacks
@@ -18,19 +19,19 @@
 #   bash benchmarks/gpu_run.sh $OUT sweep
 #
 # PYTHON, WHEELS (.whl), MODEL, DEVICE, DTYPE, SWEEP (client counts), PAIR (the other parts'
-# counts), CODES (stream) and BENCH_ARGS (more bench options) override the defaults; a quick dry
-# run on a CPU (tests/test_gpu_run_script.py takes one):
-#   MODEL=dummy:tiny DEVICE=cpu DTYPE=fp32 SWEEP=1,2 PAIR=1,2 CODES=40 \
-#     BENCH_ARGS="--diffusion-steps 2 --requests-per-client 1" bash benchmarks/gpu_run.sh /tmp/run sweep stream
+# counts), CODES (stream), ROWS (steps) and BENCH_ARGS (more bench options) override the
+# defaults; a quick dry run on a CPU (tests/test_gpu_run_script.py takes one):
+#   MODEL=dummy:tiny DEVICE=cpu DTYPE=fp32 SWEEP=1,2 PAIR=1,2 CODES=40 ROWS="1 2" \
+#     BENCH_ARGS="--diffusion-steps 2 --requests-per-client 1" bash benchmarks/gpu_run.sh /tmp/run sweep steps
 set -euo pipefail
-out=${1:?usage: gpu_run.sh OUTDIR [sweep|profile|eager|compile|stream ...]}
+out=${1:?usage: gpu_run.sh OUTDIR [sweep|profile|eager|compile|stream|steps ...]}
 shift
 parts=("$@")
 [[ ${#parts[@]} -gt 0 ]] || parts=(sweep profile)
 for part in "${parts[@]}"; do
   case $part in
-    sweep | profile | eager | compile | stream) ;;
-    *) echo "unknown part: $part (sweep, profile, eager, compile, stream)" >&2; exit 2 ;;
+    sweep | profile | eager | compile | stream | steps) ;;
+    *) echo "unknown part: $part (sweep, profile, eager, compile, stream, steps)" >&2; exit 2 ;;
   esac
 done
 mkdir -p "$out"
@@ -64,5 +65,8 @@ for part in "${parts[@]}"; do
                --json "$out/compile.json" --markdown "$out/compile.md" ;;
     stream) "$python" benchmarks/chunked_streaming_error.py --model "$model" --device "$device" \
               --codes "${CODES:-500}" >"$out/stream.md" ;;
+    # shellcheck disable=SC2086 # ROWS is a list of numbers
+    steps) "$python" benchmarks/decode_step.py --model "$model" --device "$device" --dtype "${DTYPE:-fp16}" \
+             --rows ${ROWS:-1 4 16 64} >"$out/steps.md" ;;
   esac 2>&1 | tee "$out/$part.log"
 done

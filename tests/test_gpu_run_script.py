@@ -24,10 +24,11 @@ def test_the_gpu_run_script_leaves_the_tables_and_reports(tmp_path: Path) -> Non
         "DEVICE": "cpu",
         "DTYPE": "fp32",
         "SWEEP": "1,2",
+        "ROWS": "1 2",
         "BENCH_ARGS": "--diffusion-steps 2 --requests-per-client 1",
     }
     done = subprocess.run(
-        ["bash", "benchmarks/gpu_run.sh", str(out), "sweep"],
+        ["bash", "benchmarks/gpu_run.sh", str(out), "sweep", "steps"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -42,6 +43,9 @@ def test_the_gpu_run_script_leaves_the_tables_and_reports(tmp_path: Path) -> Non
     assert report["baseline"]["requests"] == 4  # the same mix, one request at a time
     assert "sequential (unbatched)" in (out / "sweep.md").read_text()
     assert "torch" in (out / "machine.txt").read_text()
+    steps = (out / "steps.md").read_text()
+    assert "| rows | eager | no forward |" in steps
+    assert "| 2 |" in steps
 
 
 def test_the_gpu_run_script_refuses_an_unknown_part(tmp_path: Path) -> None:
