@@ -125,6 +125,7 @@ class Engine:
         self._setup_error: BaseException | None = None
         self._stopping = False
         self._closed = False
+        self._parked = False
         self.pool: KVPool | None = None
         self._decoder: DecodeBatch | None = None
         self._renderer: Renderer | None = None
@@ -168,6 +169,12 @@ class Engine:
         if self._compiled is not None:  # the model outlives the engine: give it its eager DiT back
             del self._compiled.forward
             self._compiled = None
+
+    @property
+    def idle(self) -> bool:
+        """The thread waits for work: nothing in progress and nothing kept from earlier requests."""
+        with self._condition:
+            return self._parked
 
     @property
     def running(self) -> bool:
@@ -322,7 +329,9 @@ class Engine:
             while True:
                 with self._condition:
                     while not self._stopping and not (self._calls or self._waiting or self._active):
+                        self._parked = True
                         self._condition.wait()
+                    self._parked = False
                     if self._stopping:
                         break
                     calls = list(self._calls)
@@ -338,6 +347,8 @@ class Engine:
                     logger.exception("engine iteration failed; failing the requests in progress")
                     self._fail_everything(error)
                     progressed = True
+                # no references to finished requests (their audio, their segments) while idle
+                del calls, admitted
                 if not progressed:
                     with self._condition:
                         self._condition.wait(_IDLE_WAIT)
