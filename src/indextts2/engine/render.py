@@ -45,6 +45,8 @@ class RenderPiece:
             whole, by the s2mel rule.
         final: the segment's last piece.
         noise: the segment's noise stream.
+        content_frames: the mel frames it generates (the s2mel rule at the segment's speed, also
+            when ``frames`` is None): what length buckets and the frame budget count.
         noise_source: test hook for whole segments (see :data:`~indextts2.model.pipeline.NoiseSource`).
     """
 
@@ -56,6 +58,7 @@ class RenderPiece:
     frames: int | None
     final: bool
     noise: NoiseStream
+    content_frames: int
     noise_source: NoiseSource | None = None
     prompt_frames: int = 0
     latents: torch.Tensor | None = None
@@ -64,8 +67,7 @@ class RenderPiece:
 
     @property
     def total_frames(self) -> int:
-        frames = self.frames if self.frames is not None else int(1.72 * (len(self.codes) - self.start))
-        return self.prompt_frames + frames
+        return self.prompt_frames + self.content_frames
 
 
 @dataclass(eq=False)

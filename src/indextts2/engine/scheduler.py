@@ -525,6 +525,7 @@ class Engine:
                     frames=None if plan.start == 0 and plan.final else plan.frames,
                     final=plan.final,
                     noise=state.noise,
+                    content_frames=plan.frames,  # the s2mel rule at the segment's speed, whole or not
                     noise_source=request.job.noise_source,
                 )
                 state.piece = piece
