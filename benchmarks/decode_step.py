@@ -18,10 +18,11 @@ Prints a Markdown table (ms per step, median of ``--repeat`` timed runs of ``--s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -41,29 +42,29 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+@contextlib.contextmanager
+def full_sort_top_k() -> Iterator[None]:
+    """Top-k sorting the whole vocabulary, as before the host bound existed (a bound of 0)."""
+    indextts2.engine.decode.top_k_bound = lambda _options: 0  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        indextts2.engine.decode.top_k_bound = top_k_bound
+
+
 def time_steps(tts: Synthesizer, voice: object, *, rows: int, mode: str, steps: int, repeat: int) -> float:
     """Median seconds per decode step of ``rows`` sampling rows in ``mode``."""
     model = tts.model
-    full_sort = mode.endswith(" (full sort)")
-    mode = mode.removesuffix(" (full sort)")
-    # a top-k bound of 0 makes top-k sort the whole vocabulary, as it did before the bound existed
-    indextts2.engine.decode.top_k_bound = (lambda _options: 0) if full_sort else top_k_bound  # type: ignore[assignment]
     options = SynthesisOptions(num_beams=1, max_codes=(repeat + 1) * steps + 8)
     positions = 128 + options.max_codes  # the prompt (~60 positions) and every code
     pool = KVPool(model.gpt, rows=rows, positions=positions, device=model.device)
     batch = DecodeBatch(model, pool, max_prefill_rows=rows)
     if mode == "no forward":
-        batch.forward = lambda _rows, _span: True
+        batch.forward = lambda _rows, _span: None
     elif mode == "graph":
         graphs = DecodeGraphs(lambda n, span: run_decode_forward(model, pool, n, span), pool, (rows,))
         graphs.capture()
-
-        def replay_or_run(n: int, span: int) -> bool:  # as the engine does
-            if not graphs.run(n, span):
-                run_decode_forward(model, pool, n, span)
-            return True
-
-        batch.forward = replay_or_run
+        batch.forward = graphs.step  # as the engine does
     for index in range(rows):
         request = tts._prepare(TEXT, voice=voice, emotion=None, options=options.replace(seed=index))  # type: ignore[arg-type]
         segment = tts._segments(request)[0]
@@ -115,10 +116,14 @@ def main() -> None:
     print("|---|" + "---|" * len(modes))
     with torch.inference_mode():
         for rows in args.rows:
-            cells = [
-                time_steps(tts, voice, rows=rows, mode=mode, steps=args.steps, repeat=args.repeat) * 1e3
-                for mode in modes
-            ]
+            cells = []
+            for mode in modes:
+                plain = mode.removesuffix(" (full sort)")
+                with full_sort_top_k() if plain != mode else contextlib.nullcontext():
+                    seconds = time_steps(
+                        tts, voice, rows=rows, mode=plain, steps=args.steps, repeat=args.repeat
+                    )
+                cells.append(seconds * 1e3)
             print(f"| {rows} | " + " | ".join(f"{c:.2f}" for c in cells) + " |", flush=True)
     tts.close()
 

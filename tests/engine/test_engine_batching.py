@@ -252,7 +252,7 @@ def test_graph_shaped_steps_decode_the_same_codes_as_exact_steps(alone: Synthesi
     replays = {(b, s): _EagerReplay(forward, b, s) for b in graphs.batch_sizes for s in graphs.spans}
     graphs._graphs = replays  # type: ignore[assignment]
     batch = DecodeBatch(model, pool, max_prefill_rows=2)
-    batch.forward = graphs.run
+    batch.forward = graphs.step
     # full rows left by earlier occupants: an idle row replayed without a reset writes past its end
     pool.cache.lengths.fill_(pool.positions)
     sequences = [DecodingSequence(segment, owner=None) for segment in segments()]

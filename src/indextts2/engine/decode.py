@@ -32,8 +32,8 @@ __all__ = ["DecodeBatch", "DecodingSequence"]
 
 logger = logging.getLogger(__name__)
 
-# A forward over rows [0, n) attending to the first `span` cache slots; returns False if it cannot.
-Forward = Callable[[int, int], bool]
+# A forward over rows [0, n) attending to the first `span` cache slots.
+Forward = Callable[[int, int], None]
 
 
 @dataclass(eq=False)
@@ -318,9 +318,8 @@ class DecodeBatch:
 
     # ---- the forward pass
 
-    def _eager_forward(self, rows: int, span: int) -> bool:
+    def _eager_forward(self, rows: int, span: int) -> None:
         run_decode_forward(self.model, self.pool, rows, span)
-        return True
 
 
 def run_decode_forward(model: TTSModel, pool: KVPool, rows: int, span: int | None) -> None:

@@ -94,6 +94,11 @@ class DecodeGraphs:
         pool.cache.lengths[start:stop].zero_()
         pool.mel_positions[start:stop].fill_(FIRST_CODE_POSITION)
 
+    def step(self, rows: int, span: int) -> None:
+        """One decode step: the captured graph that fits, else the eager forward (a longer span)."""
+        if not self.run(rows, span):
+            self._forward(rows, span)
+
     def run(self, rows: int, span: int) -> bool:
         """Replay the step for ``rows`` rows and ``span`` key slots; False when no graph fits."""
         size_index = bisect.bisect_left(self.batch_sizes, rows)

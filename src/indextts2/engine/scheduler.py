@@ -301,14 +301,7 @@ class Engine:
                 pool.cache.lengths.zero_()
             else:
                 self._graphs = graphs
-                decoder = self._decoder
-
-                def replay_or_run(rows: int, span: int) -> bool:
-                    if not graphs.run(rows, span):
-                        run_decode_forward(model, pool, rows, span)
-                    return True
-
-                decoder.forward = replay_or_run
+                self._decoder.forward = graphs.step
         if config.compile_dit:
             # an attribute of the instance over the class's method: close() deletes it again
             estimator = model.s2mel.cfm.estimator
