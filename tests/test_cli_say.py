@@ -151,8 +151,7 @@ def test_pcm_is_the_wav_samples_without_a_header(calls: Calls, ref: Path, workdi
     for name in ("a.wav", "a.pcm"):
         assert_ok(say("Hello!", "--ref", ref, "-o", name, "--seed", "5", *QUICK))
     pcm = np.frombuffer((workdir / "a.pcm").read_bytes(), dtype="<i2").astype(np.int32)
-    # libsndfile writes WAV as floor(x * 32768), our PCM is round(x * 32767): 1 LSB apart at most
-    np.testing.assert_allclose(pcm, wav_samples(workdir / "a.wav"), atol=1, rtol=0)
+    np.testing.assert_array_equal(pcm, wav_samples(workdir / "a.wav"))  # one quantisation for both
 
 
 def test_dash_o_writes_the_audio_to_stdout_and_nothing_else(calls: Calls, ref: Path, workdir: Path) -> None:
@@ -163,7 +162,7 @@ def test_dash_o_writes_the_audio_to_stdout_and_nothing_else(calls: Calls, ref: P
     assert samples.shape[0] > 0
     raw = say("Hello!", "--ref", ref, "-o", "-", "--format", "pcm", "--seed", "5", *QUICK)
     assert_ok(raw)
-    np.testing.assert_allclose(np.frombuffer(raw.stdout_bytes, dtype="<i2"), samples, atol=1, rtol=0)
+    np.testing.assert_array_equal(np.frombuffer(raw.stdout_bytes, dtype="<i2"), samples)
     assert list(workdir.iterdir()) == []
 
 
@@ -402,7 +401,7 @@ def test_offline_without_the_model_names_what_is_missing(ref: Path, workdir: Pat
 def test_a_download_needs_the_licence_accepted(ref: Path, workdir: Path) -> None:
     result = say("Hi.", "--ref", ref, "-o", "a.wav", "--model", "IndexTeam/IndexTTS-2")
     line = assert_one_line_error(result, after_load=True)
-    assert "--accept-license" in line or "licen" in line.lower()
+    assert "--accept-license" in line
 
 
 # ---------------------------------------------------------------------------------------- bad flags

@@ -141,7 +141,7 @@ def test_a_full_queue_refuses_with_overloaded(alone: Synthesizer, voice: Voice) 
         gate.set()
         assert collect(first).size > 0
         assert collect(second).size > 0
-        engine.submit(job)  # room again
+        assert collect(engine.submit(job)).size > 0  # room again
 
 
 def test_a_failing_request_does_not_disturb_the_others(tts: Synthesizer, voice: Voice) -> None:
@@ -182,10 +182,13 @@ def live_tensors() -> int:
 def test_a_seed_gives_the_same_audio_alone_and_in_company(tts: Synthesizer, voice: Voice) -> None:
     options = FAST.replace(seed=77, top_k=50, top_p=0.95)
     first = tts.synthesize("Same every time.", voice=voice, options=options).samples
+    before = tts.engine.stats()
     crowd = [submit(tts, text, voice, o) for text, o in MIXED]
     again = collect(submit(tts, "Same every time.", voice, options))
     for handle in crowd:
         collect(handle)
+    after = tts.engine.stats()
+    assert after.items["decode"] - before.items["decode"] > after.steps - before.steps  # in company
     np.testing.assert_allclose(first, again, atol=1e-5)  # batch neighbours change float rounding only
     other = tts.synthesize("Same every time.", voice=voice, options=options.replace(seed=78)).samples
     assert not np.array_equal(first, other)
