@@ -132,7 +132,7 @@ class FlowMatching(nn.Module):
             ``(B, mel_bins, T)`` float32: the generated mel in frames ``[prompt_lengths[b], lengths[b])``,
             zero in the prompt frames and past the end.
         """
-        solve = self.begin(
+        return self.begin(
             mu,
             lengths=lengths,
             prompt_mel=prompt_mel,
@@ -141,10 +141,7 @@ class FlowMatching(nn.Module):
             options=options,
             noise=noise,
             generator=generator,
-        )
-        while not solve.done:
-            solve.step()
-        return solve.result()
+        ).run()
 
     @torch.inference_mode()
     def begin(
@@ -239,6 +236,16 @@ class FlowSolve:
     @property
     def done(self) -> bool:
         return self.steps_done >= self.options.steps
+
+    @property
+    def steps_left(self) -> int:
+        return self.options.steps - self.steps_done
+
+    def run(self) -> torch.Tensor:
+        """Every remaining step, then :meth:`result`."""
+        while not self.done:
+            self.step()
+        return self.result()
 
     @property
     def batch(self) -> int:

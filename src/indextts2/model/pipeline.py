@@ -350,10 +350,9 @@ class TTSModel(nn.Module):
             latents = self.latent_pass(chosen, code_list)
             pieces = [MelPiece(s, c, x) for s, c, x in zip(chosen, code_list, latents, strict=True)]
             streams = [NoiseStream(self.noise_generator(s), self.s2mel.mel_bins) for s in chosen]
-            solve = self.begin_mel(pieces, noise=self.flow_noise(pieces, streams, noise_source))
-            while not solve.done:
-                solve.step()
-            waves = self.vocode(solve.result())
+            waves = self.vocode(
+                self.begin_mel(pieces, noise=self.flow_noise(pieces, streams, noise_source)).run()
+            )
             for i, wave in zip(active, waves, strict=True):
                 results[i] = SegmentResult(wave, codes[i].codes.cpu(), codes[i].stopped)
         return [r for r in results if r is not None]

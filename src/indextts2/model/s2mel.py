@@ -306,7 +306,7 @@ class S2Mel(nn.Module):
         Raises:
             InvalidInput: shapes or lengths that do not fit together.
         """
-        solve = self.begin(
+        return self.begin(
             latent,
             semantic_embedding,
             prompt_condition=prompt_condition,
@@ -319,10 +319,7 @@ class S2Mel(nn.Module):
             generator=generator,
             speed=speed,
             target_lengths=target_lengths,
-        )
-        while not solve.done:
-            solve.step()
-        return solve.result()
+        ).run()
 
     @torch.inference_mode()
     def begin(
@@ -387,10 +384,16 @@ class S2MelSolve:
 
     @property
     def steps_left(self) -> int:
-        return self.flow.options.steps - self.flow.steps_done
+        return self.flow.steps_left
 
     def step(self) -> None:
         self.flow.step()
+
+    def run(self) -> S2MelOutput:
+        """Every remaining step, then :meth:`result`."""
+        while not self.done:
+            self.step()
+        return self.result()
 
     def result(self) -> S2MelOutput:
         mel, mel_lengths = cut_prompt(self.flow.result(), self.prompt_lengths, self.lengths)
