@@ -258,30 +258,21 @@ class FlowSolve:
             raise RuntimeError("the flow solve has already taken all its steps")
         step = self.steps_done + 1
         dt = self.grid[step] - self.grid[step - 1]
-        x, dtype, batch, cfg_rate = self.x, self.prompt.dtype, self.batch, self.options.cfg_rate
-        if cfg_rate > 0:
-            rows = torch.cat([x, x]).to(dtype)
-            velocity = self.estimator(
-                rows,
-                self.prompt,
-                self.t.expand(2 * batch),
-                self.style,
-                self.mu,
-                self.lengths,
-                padded=self.padded,
-            ).float()
+        x, dtype, cfg_rate = self.x, self.prompt.dtype, self.options.cfg_rate
+        guided = cfg_rate > 0  # the conditional and unconditional halves in one batch
+        rows = torch.cat([x, x]) if guided else x
+        velocity = self.estimator(
+            rows.to(dtype),
+            self.prompt,
+            self.t.expand(rows.shape[0]),
+            self.style,
+            self.mu,
+            self.lengths,
+            padded=self.padded,
+        ).float()
+        if guided:
             conditional, unconditional = velocity.chunk(2, dim=0)
             velocity = (1.0 + cfg_rate) * conditional - cfg_rate * unconditional
-        else:
-            velocity = self.estimator(
-                x.to(dtype),
-                self.prompt,
-                self.t.expand(batch),
-                self.style,
-                self.mu,
-                self.lengths,
-                padded=self.padded,
-            ).float()
         x = x + dt * velocity
         self.t = self.t + dt
         self.x = x.masked_fill(self.in_prompt, 0.0)
