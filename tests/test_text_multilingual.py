@@ -39,6 +39,7 @@ from indextts2.text.multilingual import (
 from indextts2.text.multilingual import japanese as japanese_module
 from indextts2.text.multilingual.languages import apply_annotations, upper_case_markers
 from indextts2.text.multilingual.split import TokenCounter
+from indextts2.text.multilingual.vocabulary import PAT_STR
 
 
 def _write_byte_vocabulary(directory: Path, name: str = VOCABULARY_FILE_NAME) -> Path:
@@ -421,3 +422,42 @@ def test_a_model_glossary_applies_to_zh_and_en(tmp_path: Path, goldens25: Path) 
     frontend = MultilingualFrontend.from_model(model)
     assert frontend.analyze("TTS is here.", language="en").final_text == "t t s is here."
     assert frontend.analyze("TTS is here.", language="ar").final_text == "TTS is here."  # not normalised
+
+
+# Text around, inside and instead of special tokens: real ones, unknown <|...|> spans, broken ones.
+_PIECES = [
+    "<|ja|>",
+    "<|SPECIAL_TOKEN_1|>",
+    "<|30.00|>",
+    "<|zhen|>",
+    "<|",
+    "|>",
+    "<",
+    "|",
+    ">",
+    "a",
+    " ",
+    "你",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(pieces=st.lists(st.sampled_from(_PIECES), max_size=30))
+def test_encode_equals_tiktokens_own_encode_with_every_special_token_allowed(
+    golden_frontend: MultilingualFrontend, pieces: list[str]
+) -> None:
+    import tiktoken
+
+    vocabulary = golden_frontend.vocabulary
+    ranks = {}
+    for line in vocabulary.path.read_bytes().splitlines():
+        token, rank = line.split()
+        ranks[base64.b64decode(token)] = int(rank)
+    reference = tiktoken.Encoding(
+        name="reference",
+        pat_str=PAT_STR,
+        mergeable_ranks=ranks,
+        special_tokens={token: len(ranks) + i for i, token in enumerate(SPECIAL_TOKENS)},
+    )
+    text = "".join(pieces)
+    assert vocabulary.encode(text) == reference.encode(text, allowed_special="all")

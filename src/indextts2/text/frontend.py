@@ -90,7 +90,10 @@ def model_glossary(model_dir: Path | None, glossary: Glossary | str | Path | Non
 
 @dataclass(frozen=True)
 class Segment:
-    """One piece of text that is synthesised in one go: SentencePiece pieces and their ids."""
+    """One piece of text that is synthesised in one go: its tokens and their ids.
+
+    IndexTTS-2: SentencePiece pieces. IndexTTS-2.5: each id's bytes as text (prefix included).
+    """
 
     tokens: tuple[str, ...]
     ids: tuple[int, ...]

@@ -19,7 +19,13 @@ encoded as ordinary characters. The lang-embedding row of a language (``lang_id`
 the longer list :data:`LANGUAGE_CODES` (106 codes; anything else is ``common``).
 
 Pre-tokenisation is tiktoken's regular expression (:data:`PAT_STR`, the GPT-2 pattern); encoding
-always allows every special token (``allowed_special='all'``), as the official code does.
+always allows every special token (``allowed_special='all'``), as the official code does. We find
+the special tokens ourselves and hand tiktoken only the text between them: its own ``encode(...,
+allowed_special='all')`` passes all 1,673 special tokens to its core on every call (~300 µs, against
+~5 µs for the text), and the segmenter counts tokens thousands of times for a long text. The result
+is the same: every special token has the form ``<|x|>`` with no ``|`` inside, so at most one can
+start at a position, none can start inside another ``<|...|>`` span, and taking them leftmost first
+is what tiktoken does.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -80,6 +87,10 @@ SPECIAL_TOKENS: tuple[str, ...] = (
     *(f"<|TTS/SP{n:02d}|>" for n in range(1, 14)),
     *(f"<|{n * 0.02:.2f}|>" for n in range(1501)),
 )
+
+
+# Every special token is a match of this pattern (their names hold no '|').
+_SPECIAL_CANDIDATE = re.compile(r"<\|[^|]*\|>")
 
 
 def language_id(code: str) -> int:
@@ -164,6 +175,7 @@ class Vocabulary:
         ranks = _read_ranks(self.path)
         self.num_ranks = len(ranks)
         specials = {token: self.num_ranks + index for index, token in enumerate(SPECIAL_TOKENS)}
+        self._special_ids = specials
         self._encoding = tiktoken.Encoding(
             name=self.path.stem,
             pat_str=PAT_STR,
@@ -183,11 +195,26 @@ class Vocabulary:
         return int(self._encoding.encode_single_token(token))
 
     def encode(self, text: str) -> list[int]:
-        """Token ids of ``text``; every special token written in it is encoded as one."""
-        return list(self._encoding.encode(text, allowed_special="all"))
+        """Token ids of ``text``; every special token written in it is encoded as one.
+
+        Equal to tiktoken's ``encode(text, allowed_special="all")`` (see the module docstring).
+        """
+        ids: list[int] = []
+        position = 0
+        for match in _SPECIAL_CANDIDATE.finditer(text):
+            special = self._special_ids.get(match.group())
+            if special is None:
+                continue
+            if match.start() > position:
+                ids.extend(self._encoding.encode_ordinary(text[position : match.start()]))
+            ids.append(special)
+            position = match.end()
+        if position < len(text):
+            ids.extend(self._encoding.encode_ordinary(text[position:]))
+        return ids
 
     def token_len(self, text: str) -> int:
-        return len(self._encoding.encode(text, allowed_special="all"))
+        return len(self.encode(text))
 
     def token_strings(self, ids: list[int] | tuple[int, ...]) -> list[str]:
         """Each id's bytes as text; bytes of a partial UTF-8 character appear as ``\\xNN``."""
