@@ -206,11 +206,11 @@ def text(
     located = _locate_model(model)
     if located is not None and located.is_dir() and find_vocabulary(located) is not None:
         multilingual = MultilingualFrontend.from_model(located, glossary=glossary)
-        analysis = multilingual.analyze(content, language=lang, text_normalization=text_normalization)
+        steps = multilingual.analyze(content, language=lang, text_normalization=text_normalization)
         if as_json:
-            typer.echo(json.dumps(_multilingual_json(analysis, max_tokens), ensure_ascii=False))
+            typer.echo(json.dumps(_multilingual_json(steps, max_tokens), ensure_ascii=False))
         else:
-            _show_multilingual(analysis, max_tokens)
+            _show_multilingual(steps, max_tokens)
         return
     if lang is not None or not text_normalization:
         flag = "--lang" if lang is not None else "--no-text-normalization"
