@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import logging
 import threading
 import time
@@ -100,9 +101,9 @@ class SynthesisJob:
     def log(self, logger: logging.Logger, level: int, message: str, *args: object) -> None:
         """A log line about this request, emitted in its caller's context."""
         if self.log_context is None:
-            logger.log(level, message, *args)
-        else:
-            self.log_context.run(logger.log, level, message, *args)
+            logger.log(level, message, *args, stacklevel=2)
+        else:  # stacklevel: the record names the line that asked for it
+            self.log_context.run(functools.partial(logger.log, level, message, *args, stacklevel=2))
 
 
 class _End:

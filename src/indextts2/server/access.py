@@ -80,6 +80,10 @@ class AccessControl:
             if found is None:
                 raise Unauthorized(self.authenticator.missing_credentials(), scheme=scheme)
             caller = found
+        context = current_request()
+        if context is not None:  # from here on, refusals count as the caller's errors
+            context.caller = caller.id
+            context.metered = True
         if permission is not None:
             self.authenticator.authorize(caller, permission)
         if rate_limited:
@@ -128,10 +132,6 @@ async def access_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: 
         permission=opt.get("permission"),
     )
     connection.state.caller = caller
-    context = current_request()
-    if context is not None and caller is not None:
-        context.caller = caller.id
-        context.metered = True
 
 
 async def multipart_only(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:

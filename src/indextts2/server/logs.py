@@ -24,7 +24,14 @@ from typing import Any, Literal, TextIO
 
 from indextts2.server.context import current_request
 
-__all__ = ["LOG_FORMATS", "JsonFormatter", "TextFormatter", "configure_server_logging", "redact"]
+__all__ = [
+    "LOG_FORMATS",
+    "JsonFormatter",
+    "RequestContextFilter",
+    "TextFormatter",
+    "configure_server_logging",
+    "redact",
+]
 
 LogFormat = Literal["text", "json"]
 LOG_FORMATS: tuple[LogFormat, ...] = ("text", "json")
@@ -49,16 +56,27 @@ def redact(text: str) -> str:
     return text
 
 
+class RequestContextFilter(logging.Filter):
+    """Stamps each record with the request it was emitted for (``request_id``, ``caller``, ``route``),
+    while it is still in that request's context: handlers that format later (queues) keep them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "request_id", None) is None:
+            context = current_request()
+            if context is not None:
+                record.request_id = context.request_id
+                record.caller = context.caller
+                record.route = context.route
+        return True
+
+
+_STAMP = RequestContextFilter()
+
+
 def _request_fields(record: logging.LogRecord) -> dict[str, Any]:
-    context = current_request()
-    if context is None:
-        return {}
-    fields: dict[str, Any] = {"request_id": context.request_id}
-    if context.caller is not None:
-        fields["caller"] = context.caller
-    if context.route is not None:
-        fields["route"] = context.route
-    return fields
+    _STAMP.filter(record)  # formatted right away when the handler has no filter of its own
+    fields = {name: getattr(record, name, None) for name in ("request_id", "caller", "route")}
+    return {name: value for name, value in fields.items() if value is not None}
 
 
 class JsonFormatter(logging.Formatter):
@@ -113,9 +131,11 @@ def configure_server_logging(log_format: LogFormat = "text", *, stream: TextIO |
     if log_format == "text" and stream.isatty() and rich:
         for handler in rich:
             handler.setFormatter(TextFormatter(timestamps=False))
+            handler.addFilter(_STAMP)
         return
     for handler in rich:
         root.removeHandler(handler)
     plain = logging.StreamHandler(stream)
     plain.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    plain.addFilter(_STAMP)
     root.addHandler(plain)

@@ -56,11 +56,11 @@ async def speak(
     The first chunk is awaited before the response starts, so errors are still 4xx JSON.
     """
     context = current_request()
-    if context is not None:
-        context.characters = len(parsed.text)
     ticket = speech.start(parsed, observer=stage_observer(context))
     run = SynthesisRun(ticket, metrics, target_rate=parsed.sample_rate)
     await run.start()
+    if context is not None:  # the text counts once the synthesis is under way
+        context.characters = len(parsed.text)
     headers = {"X-Sample-Rate": str(run.sample_rate), "Cache-Control": "no-store"}
     if sse:
         return Stream(sse_events(run, parsed.format), media_type="text/event-stream", headers=headers)
