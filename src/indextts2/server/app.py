@@ -137,9 +137,7 @@ def create_app(
     app = Litestar(
         route_handlers=route_handlers(),
         lifespan=[lifespan],
-        state=State(
-            {"speech": speech, "metrics": metrics, "access": access, "usage": usage, "tracing": tracing}
-        ),
+        state=State({"speech": speech, "metrics": metrics, "access": access, "usage": usage}),
         dependencies={
             "speech": Provide(_provide_speech, sync_to_thread=False),
             "metrics": Provide(_provide_metrics, sync_to_thread=False),

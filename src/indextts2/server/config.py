@@ -245,7 +245,7 @@ class JwtConfig:
     ``jwks_min_refresh_seconds``) and after ``jwks_max_age_seconds``."""
 
     jwks_file: Path | None = None
-    """A JWKS file instead of a URL (re-read when it changes)."""
+    """A JWKS file instead of a URL (read again on the same terms as the URL)."""
 
     secret: bytes | None = field(default=None, repr=False)
     """A shared secret for HS256 tokens (small setups; at least 32 bytes). Never shown in logs."""

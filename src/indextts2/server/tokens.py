@@ -96,7 +96,6 @@ class JwksCache:
         min_refresh: least seconds between two fetches (also after a failure).
         timeout: seconds a fetch may take.
         clock: monotonic seconds (tests move it).
-        transport: httpx transport (tests).
     """
 
     def __init__(
@@ -108,7 +107,6 @@ class JwksCache:
         min_refresh: float = 30.0,
         timeout: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if (url is None) == (file is None):
             raise ValueError("give a JWKS url or a file")
@@ -118,7 +116,6 @@ class JwksCache:
         self.min_refresh = min_refresh
         self.timeout = timeout
         self._clock = clock
-        self._transport = transport
         self._keys: dict[str | None, _Key] = {}
         self._fetched_at: float | None = None
         self._attempted_at: float | None = None
@@ -186,9 +183,7 @@ class JwksCache:
         # bytes would pass it), and never more than MAX_JWKS_BYTES read
         with anyio.fail_after(self.timeout):
             async with (
-                httpx.AsyncClient(
-                    timeout=self.timeout, follow_redirects=False, transport=self._transport
-                ) as client,
+                httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as client,
                 client.stream("GET", self.url, headers={"Accept": "application/json"}) as response,
             ):
                 if response.status_code != 200:
@@ -237,19 +232,21 @@ def _parse_jwks(raw: bytes, source: str) -> dict[str | None, _Key]:
 class TokenVerifier:
     """Checks bearer tokens against a :class:`JwtConfig`."""
 
-    def __init__(self, config: JwtConfig, *, jwks: JwksCache | None = None) -> None:
+    def __init__(self, config: JwtConfig) -> None:
         self._jwt = _require_pyjwt()
         self.config = config
         self.algorithms = config.accepted_algorithms
-        if jwks is None and config.secret is None:
-            jwks = JwksCache(
+        self.jwks = (
+            JwksCache(
                 url=config.jwks_url,
                 file=config.jwks_file,
                 max_age=config.jwks_max_age_seconds,
                 min_refresh=config.jwks_min_refresh_seconds,
                 timeout=config.jwks_timeout_seconds,
             )
-        self.jwks = jwks
+            if config.secret is None
+            else None
+        )
 
     async def verify(self, token: str) -> TokenClaims:
         """The identity and scopes of a valid token.
