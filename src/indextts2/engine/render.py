@@ -123,7 +123,11 @@ class Renderer:
     def step(self, *, decoding: bool) -> list[RenderPiece]:
         """One scheduler iteration of rendering; returns the pieces whose audio is ready."""
         if self._latent_queue:
+            pieces, started = self._latent_queue, time.monotonic()
             self._timed("latent", self._latent_pass)
+            ended = time.monotonic()
+            for piece in pieces:
+                piece.timings.append(("latent", started, ended, len(pieces)))
         if self._flow is None and self._flow_queue:
             self._timed("s2mel", self._start_flow)
         if self._flow is None:
@@ -188,12 +192,8 @@ class Renderer:
 
     def _latent_pass(self) -> None:
         pieces, self._latent_queue = self._latent_queue, []
-        started = time.monotonic()
         latents = self.model.latent_pass([p.segment for p in pieces], [p.codes for p in pieces])
-        ended = time.monotonic()
         self._on_batch("latent", len(pieces))
-        for piece in pieces:
-            piece.timings.append(("latent", started, ended, len(pieces)))
         for piece, rows in zip(pieces, latents, strict=True):
             piece.latents = rows[piece.start :]
             self._flow_queue.append(piece)

@@ -24,7 +24,7 @@ from indextts2.audio import Audio, StreamingWavWriter, encode, pcm16_bytes
 from indextts2.errors import IndexTTS2Error
 from indextts2.server.admission import Ticket
 from indextts2.server.context import Interval, current_request
-from indextts2.server.errors import ClientDisconnected
+from indextts2.server.errors import ClientDisconnected, error_body
 from indextts2.server.metrics import Metrics
 
 __all__ = ["SynthesisRun", "audio_bytes", "collect_audio", "sse_events"]
@@ -226,7 +226,7 @@ async def sse_events(run: SynthesisRun, format: str) -> AsyncIterator[bytes]:
             yield _event({"type": "speech.audio.delta", "audio": base64.b64encode(data).decode("ascii")})
     except IndexTTS2Error as exc:
         logger.warning("an event stream ended early after %d samples: %s", run.samples_out, exc)
-        yield _event({"type": "error", "error": {"code": exc.code, "message": exc.message}})
+        yield _event({"type": "error", **error_body(exc.code, exc.message)})
         return
     seconds = run.samples_out / run.sample_rate if run.sample_rate else 0.0
     yield _event({"type": "speech.audio.done", "usage": {"audio_seconds": round(seconds, 3)}})

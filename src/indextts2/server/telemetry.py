@@ -11,9 +11,13 @@ span when the request carries a W3C ``traceparent`` header - with child spans fo
 
 The spans are built when the response is complete, from times the request recorded on its way
 (``RequestContext.intervals``): nothing is added to the engine's thread but appending to a list, and
-nothing at all when tracing is off. Spans go to the global tracer provider; ``indextts2 serve
---otel`` installs one exporting OTLP over HTTP, configured by the standard ``OTEL_*`` variables
-(``OTEL_EXPORTER_OTLP_ENDPOINT``, ``OTEL_SERVICE_NAME``...).
+nothing at all when tracing is off. The engine does not synchronise the GPU for them: on CUDA a
+stage's span is the host's time, which ends when its work is queued unless the stage waits for a
+result (``EngineConfig(profile=True)`` synchronises each stage, and so makes the spans exact).
+
+Spans go to the global tracer provider; ``indextts2 serve --otel`` installs one exporting OTLP over
+HTTP, configured by the standard ``OTEL_*`` variables (``OTEL_EXPORTER_OTLP_ENDPOINT``,
+``OTEL_SERVICE_NAME``...).
 """
 
 from __future__ import annotations
