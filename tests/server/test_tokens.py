@@ -337,6 +337,9 @@ def test_serve_jwt_flags() -> None:
     result = runner.invoke(cli_app, ["serve", "--jwt-issuer", ISSUER])
     assert result.exit_code == 2
     assert "need(s) a source of signing keys" in result.output
+    missing = runner.invoke(cli_app, ["serve", "--jwt-jwks-file", "/nonexistent/jwks.json"])
+    assert missing.exit_code == 2
+    assert "does not exist" in missing.output
     short = runner.invoke(cli_app, ["serve", "--caller-quota", "alice"])
     assert short.exit_code == 2
     assert "CALLER=SECONDS" in short.output

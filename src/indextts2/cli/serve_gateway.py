@@ -57,6 +57,8 @@ def jwt_config(
                 "or --jwt-secret-file"
             )
         return None
+    if jwks_file is not None and not jwks_file.expanduser().is_file():
+        raise ConfigError(f"--jwt-jwks-file {jwks_file} does not exist")
     secret = None
     if secret_file is not None:
         try:

@@ -19,7 +19,7 @@ import json
 import logging
 import re
 import sys
-from datetime import datetime, timezone
+import time
 from typing import Any, Literal, TextIO
 
 from indextts2.server.context import current_request
@@ -84,10 +84,8 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds")[
-                :-6
-            ]
-            + "Z",
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
             "message": redact(record.getMessage()),
