@@ -14,10 +14,12 @@ from typing import Any
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from multipart import ParserLimitReached  # Litestar's form parser
 
-from indextts2.errors import IndexTTS2Error, Overloaded
+from indextts2.errors import IndexTTS2Error, InvalidInput, Overloaded
 
 __all__ = [
+    "ApiRequest",
     "ClientDisconnected",
     "Conflict",
     "Forbidden",
@@ -25,6 +27,7 @@ __all__ = [
     "NotReady",
     "PayloadTooLarge",
     "RateLimited",
+    "ShuttingDown",
     "Unauthorized",
     "UnsupportedMediaType",
     "error_body",
@@ -93,11 +96,34 @@ class NotReady(IndexTTS2Error):
     code = "not_ready"
 
 
+class ShuttingDown(NotReady):
+    """The server is stopping: what it had not finished at the end of its grace period is ended."""
+
+    code = "shutting_down"
+    retry_after = 5.0
+    """Seconds for Retry-After: long enough for a restart, or for a load balancer to move on."""
+
+
 class GatewayTimeout(IndexTTS2Error):
     """The request did not finish within the server's per-request timeout."""
 
     http_status = 504
     code = "timeout"
+
+
+class ApiRequest(Request[Any, Any, Any]):
+    """The app's request: a JSON body nested deeper than the decoder's recursion limit is bad input.
+
+    msgspec raises RecursionError for such a body (``[[[[...``), which would otherwise be a 500.
+    """
+
+    async def json(self) -> Any:
+        try:
+            return await super().json()
+        except RecursionError:
+            raise InvalidInput(
+                "the JSON body is nested too deeply to read; send the request's fields as one flat object"
+            ) from None
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
@@ -119,8 +145,9 @@ def _retry_after_header(seconds: float) -> dict[str, str]:
 
 def _library_error(request: Request[Any, Any, Any], exc: IndexTTS2Error) -> Response[Any]:
     headers: dict[str, str] = {}
-    if isinstance(exc, Overloaded):
-        headers.update(_retry_after_header(exc.retry_after))
+    retry_after = getattr(exc, "retry_after", None)  # Overloaded, ShuttingDown
+    if retry_after is not None:
+        headers.update(_retry_after_header(retry_after))
     if isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = f'{exc.scheme} realm="indextts2"'
     if exc.http_status >= 500:
@@ -157,6 +184,13 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
     status = exc.status_code
     if isinstance(exc, ValidationException):
         return _json_error(400, "invalid_input", _validation_message(exc))
+    if isinstance(exc.__context__, ParserLimitReached):  # Litestar answers 400 for it, until 3.0
+        limit = request.app.multipart_form_part_limit
+        message = (
+            f"the form has more than {limit} parts; send only the fields this route reads "
+            "(see /docs), one file each"
+        )
+        return _json_error(413, "payload_too_large", message)
     if status == 413:
         limit = request.route_handler.resolve_request_max_body_size()
         limit_text = f" of {limit / 2**20:.3g} MiB" if isinstance(limit, int) else ""

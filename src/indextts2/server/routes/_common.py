@@ -10,7 +10,7 @@ from litestar import Request, Response
 from litestar.di import NamedDependency
 from litestar.response import Stream
 
-from indextts2.audio import content_type
+from indextts2.audio import content_type, encoded_rate
 from indextts2.server.access import AccessControl
 from indextts2.server.metrics import Metrics
 from indextts2.server.requests import SpeechRequest
@@ -55,7 +55,10 @@ async def speak(
     """
     run = SynthesisRun(speech.start(parsed), metrics, target_rate=parsed.sample_rate)
     await run.start()
-    headers = {"X-Sample-Rate": str(run.sample_rate), "Cache-Control": "no-store"}
+    rate = run.sample_rate
+    if rate:  # the rate of the audio as sent: opus (and mp3 at an odd rate) is encoded at another one
+        rate = encoded_rate(parsed.format, rate)  # type: ignore[arg-type]
+    headers = {"X-Sample-Rate": str(rate), "Cache-Control": "no-store"}
     if sse:
         return Stream(sse_events(run, parsed.format), media_type="text/event-stream", headers=headers)
     media_type = audio_media_type(parsed.format, run.sample_rate)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Response, get
+from litestar import Response, get, head
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from indextts2.__about__ import __version__
@@ -23,16 +23,34 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+@head("/healthz", opt={"public": True}, tags=["operations"], summary="Liveness, for load balancers")
+async def healthz_head() -> None:
+    return None
+
+
+def _not_ready_reason(speech: Speech) -> str | None:
+    """Why the server cannot take speech requests now, or None when it can."""
+    if speech.draining:
+        return "the server is shutting down"
+    if speech.load_error is not None:
+        return f"the model could not be loaded: {speech.load_error}"
+    if not (speech.ready and speech.admission.stats().workers):
+        return "the model is not loaded yet"
+    return None
+
+
 @get("/readyz", opt={"public": True}, tags=["operations"], summary="Readiness: the model is loaded")
 async def readyz(speech: Speech) -> Response[dict[str, Any]]:
-    if speech.ready and speech.admission.stats().workers:
+    reason = _not_ready_reason(speech)
+    if reason is None:
         return Response({"status": "ready", "model": speech.model_id}, status_code=HTTP_200_OK)
-    message = (
-        f"the model could not be loaded: {speech.load_error}"
-        if speech.load_error is not None
-        else "the model is not loaded yet"
-    )
-    return Response(error_body("not_ready", message), status_code=HTTP_503_SERVICE_UNAVAILABLE)
+    return Response(error_body("not_ready", reason), status_code=HTTP_503_SERVICE_UNAVAILABLE)
+
+
+@head("/readyz", opt={"public": True}, tags=["operations"], summary="Readiness, for load balancers")
+async def readyz_head(speech: Speech) -> Response[None]:
+    ready = _not_ready_reason(speech) is None
+    return Response(None, status_code=HTTP_200_OK if ready else HTTP_503_SERVICE_UNAVAILABLE)
 
 
 @get("/v1/models", tags=["openai"], summary="Models served (OpenAI's list format)")
@@ -71,4 +89,4 @@ async def metrics_route(metrics: MetricsDep) -> Response[bytes]:
     return Response(content=metrics.render(), media_type=CONTENT_TYPE)
 
 
-HANDLERS = [healthz, readyz, list_models, info, metrics_route]
+HANDLERS = [healthz, healthz_head, readyz, readyz_head, list_models, info, metrics_route]

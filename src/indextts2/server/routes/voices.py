@@ -13,7 +13,7 @@ from litestar.params import FromPath, MultipartBody
 
 from indextts2.errors import InvalidInput
 from indextts2.server.access import multipart_only
-from indextts2.server.requests import described
+from indextts2.server.requests import described, upload_name
 from indextts2.server.routes._common import Speech
 from indextts2.server.voices import check_voice_name
 
@@ -66,7 +66,7 @@ async def create_voice(speech: Speech, data: MultipartBody[VoiceForm]) -> Respon
     if not reference:
         raise InvalidInput(f"the uploaded file {data.reference.filename!r} is empty; attach an audio file")
     record, created = await speech.create_voice(
-        reference=reference, filename=data.reference.filename or "reference", name=name
+        reference=reference, filename=upload_name(data.reference, "reference"), name=name
     )
     return Response(content=record.to_json(), status_code=201 if created else 200)
 
