@@ -157,7 +157,7 @@ def serve(
             writable.append(config.voices_dir)
         out.print(
             render_systemd_unit(
-                serve_args, home=settings.home, writable=writable, stop_seconds=grace_period + 15
+                serve_args, home=settings.home, writable=writable, grace_period=grace_period
             ),
             end="",
             markup=False,

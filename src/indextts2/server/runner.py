@@ -20,7 +20,7 @@ from indextts2.server.app import create_app, drain
 from indextts2.server.config import ServerConfig, is_loopback_host
 from indextts2.server.process import Pidfile
 
-__all__ = ["load_synthesizer", "serve"]
+__all__ = ["SHUTDOWN_MARGIN_SECONDS", "load_synthesizer", "serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def load_synthesizer(config: ServerConfig) -> Any:
 # uvicorn's own limit on waiting for connections after SIGTERM, past the grace period: the app ends
 # every request at the end of the grace period itself (app.drain), so this only catches a connection
 # that still does not close.
-_SHUTDOWN_MARGIN_SECONDS = 5.0
+SHUTDOWN_MARGIN_SECONDS = 5.0
 
 
 class _Server(uvicorn.Server):
@@ -202,7 +202,7 @@ def _run(
         log_config=None,
         access_log=access_log,
         lifespan="on",
-        timeout_graceful_shutdown=math.ceil(config.grace_period + _SHUTDOWN_MARGIN_SECONDS),
+        timeout_graceful_shutdown=math.ceil(config.grace_period + SHUTDOWN_MARGIN_SECONDS),
         proxy_headers=True,
         forwarded_allow_ips=forwarded_allow_ips,
         server_header=False,
