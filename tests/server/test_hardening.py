@@ -98,6 +98,47 @@ def test_too_many_form_fields_is_a_413(client: Any) -> None:
     assert f"more than {MULTIPART_PART_LIMIT} parts" in error["message"]
 
 
+# ---- 7. a clip uploaded again under a new name: the name is added, or 409; never dropped
+
+
+def test_a_clip_uploaded_again_under_a_new_name_gets_that_name(
+    make_client: Any, tmp_path: Any, reference_wav: bytes
+) -> None:
+    client = make_client(voices_dir=tmp_path / "v")
+
+    def upload(name: str | None, clip: bytes = reference_wav) -> Any:
+        data = {"consent": "true", **({"name": name} if name else {})}
+        return client.post("/v1/voices", data=data, files={"reference": ("me.wav", clip)})
+
+    first = upload("me")
+    assert first.status_code == 201
+    voice_id = first.json()["id"]
+    again = upload("me2")
+    assert again.status_code == 200
+    assert again.json()["id"] == voice_id
+    assert (again.json()["name"], again.json()["aliases"]) == ("me", ["me2"])
+    assert upload("me").json()["aliases"] == ["me2"]  # a name it has already: nothing changes
+    assert client.get("/v1/voices/me2").json()["id"] == voice_id
+    assert client.post("/v1/tts", files=multipart(text="Hi.", voice="me2")).status_code == 200
+    # another clip may not take either name; this clip may not take another voice's name
+    other = tone(1.0, frequency=440).to_bytes("wav")
+    assert "taken by voice" in _error(upload("me2", other), 409)["message"]
+    assert upload("them", other).status_code == 201
+    assert f"'them' is taken by voice {upload('them', other).json()['id']}" in _error(upload("them"), 409)["message"]
+    # the names survive a restart, and go with the voice
+    restarted = make_client(voices_dir=tmp_path / "v")
+    assert restarted.get("/v1/voices/me2").json()["id"] == voice_id
+    assert restarted.delete("/v1/voices/me2").json() == {"id": voice_id, "deleted": True}
+    assert restarted.get("/v1/voices/me").status_code == 404
+
+
+def test_an_unnamed_voice_takes_the_name_it_is_uploaded_again_with(client: Any, reference_wav: bytes) -> None:
+    files = {"reference": ("me.wav", reference_wav)}
+    assert client.post("/v1/voices", data={"consent": "true"}, files=files).json()["name"] is None
+    named = client.post("/v1/voices", data={"consent": "true", "name": "late"}, files=files).json()
+    assert (named["name"], named["aliases"]) == ("late", [])
+
+
 # ---- 8. the small ones
 
 

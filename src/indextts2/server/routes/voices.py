@@ -32,7 +32,11 @@ class VoiceForm:
         bool, described("Must be true: the voice is yours, or you have the speaker's permission to use it.")
     ] = False
     name: Annotated[
-        str | None, described("An optional name to use instead of the id (unique on this server).")
+        str | None,
+        described(
+            "An optional name to use instead of the id (unique on this server); for a clip saved "
+            "already, another name of that voice."
+        ),
     ] = None
 
 
@@ -49,7 +53,9 @@ async def list_voices(speech: Speech) -> dict[str, Any]:
     summary="Save a voice",
     description=(
         "Upload a reference clip once, with `consent=true`; the answer holds its `id` (the same content "
-        "always gets the same id). 201 when it is new, 200 when it was saved already."
+        "always gets the same id). 201 when it is new, 200 when it was saved already: then a `name` it "
+        "does not have yet is added to its names (`name`, then `aliases`); 409 when another voice has "
+        "that name."
     ),
 )
 async def create_voice(speech: Speech, data: MultipartBody[VoiceForm]) -> Response[dict[str, Any]]:
