@@ -220,7 +220,9 @@ def test_a_header_over_the_rate_or_channel_limit_is_refused_before_decoding() ->
     assert "cannot read audio bomb.flac" in str(caught.value)
     wide = io.BytesIO()
     sf.write(wide, np.zeros((100, MAX_CHANNELS + 1), np.float32), 22050, format="WAV")
-    with pytest.raises(AudioDecodeError, match=f"{MAX_CHANNELS + 1} channels; this reads up to {MAX_CHANNELS}"):
+    with pytest.raises(
+        AudioDecodeError, match=f"{MAX_CHANNELS + 1} channels; this reads up to {MAX_CHANNELS}"
+    ):
         load_audio(wide.getvalue())
 
 

@@ -67,14 +67,20 @@ def test_a_clip_of_unknown_length_is_refused_clearly(client: Any) -> None:
     data = bytearray(_flac(tone(1.0).samples, 22050))
     packed = int.from_bytes(data[18:26], "big") & ~((1 << 36) - 1)  # STREAMINFO: total samples = 0
     data[18:26] = packed.to_bytes(8, "big")
-    response = client.post("/v1/voices", data={"consent": "true"}, files={"reference": ("s.flac", bytes(data))})
-    assert "cannot read audio s.flac: its header does not say how long it is" in _error(response, 400)["message"]
+    response = client.post(
+        "/v1/voices", data={"consent": "true"}, files={"reference": ("s.flac", bytes(data))}
+    )
+    assert (
+        "cannot read audio s.flac: its header does not say how long it is" in _error(response, 400)["message"]
+    )
 
 
 def test_audio_errors_name_the_upload(client: Any) -> None:
     files: dict[str, Any] = multipart(text="Hi.", consent="true")
     files["reference"] = ("my clip.wav", b"RIFF\x00\x00\x00\x00WAVEnot really a wav file", "audio/wav")
-    assert _error(client.post("/v1/tts", files=files), 400)["message"].startswith("cannot read audio my clip.wav:")
+    assert _error(client.post("/v1/tts", files=files), 400)["message"].startswith(
+        "cannot read audio my clip.wav:"
+    )
 
 
 # ---- 2, 6. hostile bodies
@@ -124,7 +130,10 @@ def test_a_clip_uploaded_again_under_a_new_name_gets_that_name(
     other = tone(1.0, frequency=440).to_bytes("wav")
     assert "taken by voice" in _error(upload("me2", other), 409)["message"]
     assert upload("them", other).status_code == 201
-    assert f"'them' is taken by voice {upload('them', other).json()['id']}" in _error(upload("them"), 409)["message"]
+    assert (
+        f"'them' is taken by voice {upload('them', other).json()['id']}"
+        in _error(upload("them"), 409)["message"]
+    )
     # the names survive a restart, and go with the voice
     restarted = make_client(voices_dir=tmp_path / "v")
     assert restarted.get("/v1/voices/me2").json()["id"] == voice_id
@@ -195,7 +204,9 @@ class HeldSynthesizer(SpySynthesizer):
                     self.first_chunks += 1
 
 
-def test_shutdown_ends_streams_events_and_waiting_requests_cleanly(tmp_path: Any, tiny_synthesizer: Any) -> None:
+def test_shutdown_ends_streams_events_and_waiting_requests_cleanly(
+    tmp_path: Any, tiny_synthesizer: Any
+) -> None:
     from indextts2.server.app import drain
 
     held = HeldSynthesizer(tiny_synthesizer)
@@ -219,7 +230,9 @@ def test_shutdown_ends_streams_events_and_waiting_requests_cleanly(tmp_path: Any
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as http,
         ):
             saved = await http.post(
-                "/v1/voices", data={"consent": "true", "name": "held"}, files={"reference": ("h.wav", reference)}
+                "/v1/voices",
+                data={"consent": "true", "name": "held"},
+                files={"reference": ("h.wav", reference)},
             )
             assert saved.status_code == 201
             form = {"text": text, "voice": "held"}

@@ -294,7 +294,9 @@ def test_sigterm_ends_what_is_left_at_the_end_of_the_grace_period(tmp_path: Path
     assert len(results["wav"]) > 44
     # the event stream's last event is an error
     assert "sse_error" not in results, results.get("sse_error")
-    events = [json.loads(line[6:]) for line in results["sse"].decode().splitlines() if line.startswith("data: ")]
+    events = [
+        json.loads(line[6:]) for line in results["sse"].decode().splitlines() if line.startswith("data: ")
+    ]
     assert events[-1]["type"] == "error"
     assert events[-1]["error"]["code"] == "shutting_down"
     # the request that had not started: 503 JSON with Retry-After

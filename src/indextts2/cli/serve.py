@@ -156,9 +156,7 @@ def serve(
         if config.voices_dir is not None and settings.home not in config.voices_dir.parents:
             writable.append(config.voices_dir)
         out.print(
-            render_systemd_unit(
-                serve_args, home=settings.home, writable=writable, grace_period=grace_period
-            ),
+            render_systemd_unit(serve_args, home=settings.home, writable=writable, grace_period=grace_period),
             end="",
             markup=False,
             highlight=False,

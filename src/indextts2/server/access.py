@@ -7,11 +7,20 @@ Route handlers say what they need through ``opt``:
 - ``opt={"rate_limited": True}``: counts against the key's and the address's rate limits.
 
 Everything else needs a key whenever the server has keys. The allow-list applies to every route.
+
+Browsers resend HTTP Basic credentials by themselves, and a server without keys needs none, so a
+page on another site could make a visitor's browser synthesize, save or delete voices (form posts
+and ``text/plain`` bodies need no CORS preflight). A request that changes something or uses the GPU
+(any method but GET, HEAD and OPTIONS) is therefore refused (403) when a browser says it comes from
+another site (``Sec-Fetch-Site: cross-site`` / ``same-site``, or an ``Origin`` that is neither the
+server's own nor a ``--cors-origin``), unless it carries a Bearer key: a browser sends one only from a
+page that set it itself, after a preflight that CORS allows. Programs send neither header.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
@@ -23,6 +32,26 @@ from indextts2.server.limits import IpAllowList, RateLimiter
 
 __all__ = ["AccessControl", "access_guard", "multipart_only"]
 
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def _origin_host(origin: str) -> str | None:
+    """``host[:port]`` of an Origin header, lower case, without the scheme's default port."""
+    try:
+        parts = urlsplit(origin.strip().lower())
+    except ValueError:
+        return None
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return None  # "null" (a sandboxed or file: page), or not an origin at all
+    return _without_port(parts.netloc, (_DEFAULT_PORTS[parts.scheme],))
+
+
+def _without_port(netloc: str, ports: tuple[str, ...]) -> str:
+    """``netloc`` without its port when the port is one of ``ports``."""
+    host, colon, port = netloc.rpartition(":")
+    return host if colon and "]" not in port and port in ports else netloc
+
 
 class AccessControl:
     """The server's access rules, built once from its config."""
@@ -33,6 +62,8 @@ class AccessControl:
         self.basic_auth = config.basic_auth
         self.key_limiter = RateLimiter(config.rate_limit) if config.rate_limit else None
         self.ip_limiter = RateLimiter(config.ip_rate_limit) if config.ip_rate_limit else None
+        self.cors_any = "*" in config.cors_origins
+        self.cors_hosts = {host for o in config.cors_origins if (host := _origin_host(o))}
 
     @property
     def needs_key(self) -> bool:
@@ -76,6 +107,43 @@ class AccessControl:
             self._charge(key_name, client)
         return key_name
 
+    def check_site(
+        self,
+        *,
+        method: str,
+        authorization: str | None,
+        origin: str | None,
+        fetch_site: str | None,
+        host: str | None,
+    ) -> None:
+        """Refuse a browser's cross-site request that changes something or uses the GPU.
+
+        Raises:
+            Forbidden: the request comes from a page on another site that ``--cors-origin`` does not
+                allow, and carries no Bearer key.
+        """
+        if method.upper() in _SAFE_METHODS:
+            return
+        if authorization and authorization.strip().lower().startswith("bearer "):
+            return
+        fetch_site = (fetch_site or "").strip().lower()
+        if fetch_site in ("same-origin", "none"):
+            return  # the browser itself vouches for it (a proxy may have rewritten Host)
+        if origin is None:
+            if fetch_site not in ("cross-site", "same-site"):
+                return  # not from a browser page on another site: a program, or an old browser
+        else:
+            origin_host = _origin_host(origin)
+            if self.cors_any or origin_host in self.cors_hosts:
+                return
+            if origin_host is not None and host and origin_host == _without_port(host.lower(), ("80", "443")):
+                return
+        raise Forbidden(
+            f"{method} from a page on {origin or 'another site'} is refused: this server takes such "
+            "requests from its own web page only. Add that origin with --cors-origin, or send the API "
+            "key as 'Authorization: Bearer <key>'"
+        )
+
     def _charge(self, key_name: str | None, client: str | None) -> None:
         address = client or "unknown"
         if self.ip_limiter is not None:
@@ -106,6 +174,14 @@ async def access_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: 
     access: AccessControl = connection.app.state.access
     opt = handler.opt
     client = connection.client.host if connection.client else None
+    headers = connection.headers
+    access.check_site(
+        method=connection.scope.get("method", "GET"),
+        authorization=headers.get("authorization"),
+        origin=headers.get("origin"),
+        fetch_site=headers.get("sec-fetch-site"),
+        host=headers.get("host"),
+    )
     connection.state.api_key_name = access.check(
         client=client,
         authorization=connection.headers.get("authorization"),

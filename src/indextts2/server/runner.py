@@ -167,7 +167,9 @@ def serve(
     pidfile = Pidfile(config.pidfile)
     pidfile.claim(replace=replace, wait_seconds=config.grace_period)
     try:
-        _run(config, loader or load_synthesizer, forwarded_allow_ips=forwarded_allow_ips, access_log=access_log)
+        _run(
+            config, loader or load_synthesizer, forwarded_allow_ips=forwarded_allow_ips, access_log=access_log
+        )
     finally:
         pidfile.release()  # whatever stopped it: a failed start leaves no pidfile behind
     logger.warning("server stopped (pid %d)", os.getpid())
