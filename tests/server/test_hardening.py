@@ -95,6 +95,13 @@ def test_deeply_nested_json_is_a_400(client: Any) -> None:
     assert "nested too deeply" in error["message"]
 
 
+def test_a_form_field_that_is_not_utf8_is_a_400(client: Any) -> None:
+    # a file sent as a plain field (no file name): found by the schema fuzz test, a 500 before
+    files = {"text": (None, "Hi."), "consent": (None, "true"), "reference": (None, b"\x89PNG\r\n\x1a\n")}
+    error = _error(client.post("/v1/tts", files=files), 400)
+    assert "not UTF-8" in error["message"]
+
+
 def test_too_many_form_fields_is_a_413(client: Any) -> None:
     from indextts2.server.app import MULTIPART_PART_LIMIT
 
@@ -180,6 +187,26 @@ def test_the_docs_need_nothing_from_the_internet(client: Any) -> None:
     assert "http://" not in page.text
     assert "https://" not in page.text
     assert client.get("/docs/swagger").status_code == 404  # it loaded its scripts from a CDN
+
+
+# ---- 5. the schema tells the truth (test_openapi_fuzz.py checks the answers against it)
+
+
+def test_the_schema_declares_the_error_body_the_statuses_and_the_public_routes(client: Any) -> None:
+    schema = client.get("/docs/openapi.json").json()
+    paths = schema["paths"]
+    for path in ("/healthz", "/readyz", "/v1/info"):
+        assert paths[path]["get"]["security"] == [], path
+    assert "security" not in paths["/v1/voices"]["get"]  # the app-wide Bearer requirement applies
+    tts = paths["/v1/tts"]["post"]["responses"]
+    assert {"200", "400", "401", "403", "404", "413", "415", "429", "503", "504"} <= set(tts)
+    error = tts["400"]["content"]["application/json"]["schema"]
+    assert error["required"] == ["error"]
+    assert error["properties"]["error"]["required"] == ["code", "message"]
+    assert "Retry-After" in tts["429"]["headers"]
+    assert "audio/wav" in tts["200"]["content"]
+    assert "text/event-stream" in paths["/v1/audio/speech"]["post"]["responses"]["200"]["content"]
+    assert "409" in paths["/v1/voices"]["post"]["responses"]
 
 
 # ---- 3. shutdown: what is left at the end of the grace period is ended, each kind cleanly

@@ -14,7 +14,6 @@ from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
 
 from indextts2.__about__ import __version__
 from indextts2.server.access import AccessControl, access_guard
@@ -23,6 +22,7 @@ from indextts2.server.config import ServerConfig
 from indextts2.server.docs import OfflineDocsPlugin
 from indextts2.server.errors import ApiRequest, exception_handlers
 from indextts2.server.metrics import Metrics, metrics_middleware
+from indextts2.server.openapi import COMPONENTS
 from indextts2.server.routes import route_handlers
 from indextts2.server.speech import SpeechService
 from indextts2.server.voices import VoiceStore
@@ -77,6 +77,7 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(voices.load)
+        speech.draining = False  # an app may be started again after a shutdown (test clients do)
         admission.start()
         loading: asyncio.Task[None] | None = None
         if speech.synthesizer is None and loader is not None:
@@ -112,7 +113,7 @@ def create_app(
         description=_DESCRIPTION,
         render_plugins=[OfflineDocsPlugin(path="/")],
         openapi_router=Router("/docs", route_handlers=[], include_in_schema=False, opt={"public": True}),
-        components=Components(security_schemes={"apiKey": SecurityScheme(type="http", scheme="bearer")}),
+        components=COMPONENTS,
         security=[{"apiKey": []}],
     )
     return Litestar(

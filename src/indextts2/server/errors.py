@@ -213,6 +213,15 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
     return _json_error(status, _CODES_BY_STATUS.get(status, "http_error"), message, headers)
 
 
+def _undecodable_text(request: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[Any]:
+    # Litestar decodes form fields sent without a file name as UTF-8, and lets the error through
+    message = (
+        "the request holds text that is not UTF-8; send files as files, with a file name "
+        "(curl -F 'reference=@clip.wav'), and text fields as UTF-8"
+    )
+    return _json_error(400, "invalid_input", message)
+
+
 def _unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     logger.exception("unexpected error in %s %s", request.method, request.url.path, exc_info=exc)
     return _json_error(500, "internal_error", "the server failed unexpectedly; the log has the details")
@@ -223,5 +232,6 @@ def exception_handlers() -> dict[int | type[Exception], Any]:
     return {
         IndexTTS2Error: _library_error,
         HTTPException: _http_error,
+        UnicodeDecodeError: _undecodable_text,
         Exception: _unexpected_error,
     }

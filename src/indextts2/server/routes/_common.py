@@ -17,22 +17,15 @@ from indextts2.server.requests import SpeechRequest
 from indextts2.server.speech import SpeechService
 from indextts2.server.streaming import SynthesisRun, audio_bytes, collect_audio, encode_audio, sse_events
 
-__all__ = ["AUDIO_RESPONSES", "Access", "MetricsDep", "Speech", "audio_media_type", "speak"]
+__all__ = ["AUDIO_ANSWER", "Access", "MetricsDep", "Speech", "audio_media_type", "speak"]
 
 # The app's services, injected by name (see app.py's dependencies).
 Speech = NamedDependency[SpeechService]
 MetricsDep = NamedDependency[Metrics]
 Access = NamedDependency[AccessControl]
 
-# OpenAPI: what a speech route answers besides audio.
-AUDIO_RESPONSES: dict[str, str] = {
-    "400": "bad input; the JSON error says what to fix",
-    "401": "missing or wrong API key",
-    "404": "unknown voice or model",
-    "413": "upload too large",
-    "429": "queue full or rate limited (Retry-After says when to try again)",
-    "504": "the request took longer than the server's limit",
-}
+# OpenAPI: what a speech route's success is.
+AUDIO_ANSWER = "The audio: Content-Type tells the format, X-Sample-Rate the rate"
 
 
 def audio_media_type(format: str, sample_rate: int) -> str:

@@ -13,6 +13,7 @@ from litestar.params import FromPath, MultipartBody
 
 from indextts2.errors import InvalidInput
 from indextts2.server.access import multipart_only
+from indextts2.server.openapi import documented
 from indextts2.server.requests import described, upload_name
 from indextts2.server.routes._common import Speech
 from indextts2.server.voices import check_voice_name
@@ -40,7 +41,7 @@ class VoiceForm:
     ] = None
 
 
-@get("/v1/voices", tags=["voices"], summary="List saved voices")
+@get("/v1/voices", operation_class=documented(401, 403), tags=["voices"], summary="List saved voices")
 async def list_voices(speech: Speech) -> dict[str, Any]:
     return {"object": "list", "data": [record.to_json() for record in speech.voices.records()]}
 
@@ -49,6 +50,7 @@ async def list_voices(speech: Speech) -> dict[str, Any]:
     "/v1/voices",
     opt={"rate_limited": True},
     guards=[multipart_only],
+    operation_class=documented(400, 401, 403, 409, 413, 415, 429, 503, 504, copies={200: 201}),
     tags=["voices"],
     summary="Save a voice",
     description=(
@@ -77,12 +79,23 @@ async def create_voice(speech: Speech, data: MultipartBody[VoiceForm]) -> Respon
     return Response(content=record.to_json(), status_code=201 if created else 200)
 
 
-@get("/v1/voices/{voice_id:str}", tags=["voices"], summary="Show a saved voice")
+@get(
+    "/v1/voices/{voice_id:str}",
+    operation_class=documented(400, 401, 403, 404),
+    tags=["voices"],
+    summary="Show a saved voice",
+)
 async def show_voice(speech: Speech, voice_id: FromPath[str]) -> dict[str, Any]:
     return speech.voices.get(voice_id).to_json()
 
 
-@delete("/v1/voices/{voice_id:str}", tags=["voices"], summary="Delete a saved voice", status_code=200)
+@delete(
+    "/v1/voices/{voice_id:str}",
+    operation_class=documented(400, 401, 403, 404, 413),
+    tags=["voices"],
+    summary="Delete a saved voice",
+    status_code=200,
+)
 async def delete_voice(speech: Speech, voice_id: FromPath[str]) -> dict[str, Any]:
     record = await anyio.to_thread.run_sync(functools.partial(speech.voices.delete, voice_id))
     return {"id": record.id, "deleted": True}
