@@ -176,7 +176,7 @@ async def access_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: 
     client = connection.client.host if connection.client else None
     headers = connection.headers
     access.check_site(
-        method=connection.scope.get("method", "GET"),
+        method=str(connection.scope.get("method", "GET")),
         authorization=headers.get("authorization"),
         origin=headers.get("origin"),
         fetch_site=headers.get("sec-fetch-site"),

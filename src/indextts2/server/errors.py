@@ -185,9 +185,9 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
     if isinstance(exc, ValidationException):
         return _json_error(400, "invalid_input", _validation_message(exc))
     if isinstance(exc.__context__, ParserLimitReached):  # Litestar answers 400 for it, until 3.0
-        limit = request.app.multipart_form_part_limit
+        parts = request.app.multipart_form_part_limit
         message = (
-            f"the form has more than {limit} parts; send only the fields this route reads "
+            f"the form has more than {parts} parts; send only the fields this route reads "
             "(see /docs), one file each"
         )
         return _json_error(413, "payload_too_large", message)

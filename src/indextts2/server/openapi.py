@@ -20,6 +20,7 @@ from litestar.openapi.spec import (
     OpenAPIResponse,
     OpenAPIType,
     Operation,
+    Reference,
     Schema,
     SecurityScheme,
 )
@@ -57,7 +58,7 @@ _WHY = {
     503: "The model is not loaded yet, or the server is shutting down (Retry-After when it is).",
     504: "The request took longer than the server's limit (--timeout).",
 }
-_RETRY_AFTER = {
+_RETRY_AFTER: dict[str, OpenAPIHeader | Reference] = {
     "Retry-After": OpenAPIHeader(
         schema=Schema(type=OpenAPIType.INTEGER), description="Seconds to wait before trying again."
     )

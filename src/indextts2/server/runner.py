@@ -10,7 +10,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import uvicorn
@@ -50,7 +50,7 @@ class _Server(uvicorn.Server):
         config: uvicorn.Config,
         *,
         on_started: Callable[[list[str]], None],
-        on_shutdown: Callable[[], Awaitable[None]],
+        on_shutdown: Callable[[], Coroutine[Any, Any, None]],
     ) -> None:
         super().__init__(config)
         self._on_started = on_started

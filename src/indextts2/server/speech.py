@@ -71,9 +71,13 @@ class SpeechService:
             ),
         )
 
-    def _synthesizer(self) -> Any:
+    def _admitting(self) -> Any:
+        """The Synthesizer, for new work (refused while shutting down: admitted work may finish)."""
         if self.draining:
             raise ShuttingDown("the server is shutting down; send the request again in a few seconds")
+        return self._synthesizer()
+
+    def _synthesizer(self) -> Any:
         if self.synthesizer is None:
             if self.load_error is not None:
                 raise NotReady(f"the model could not be loaded: {self.load_error}")
@@ -104,7 +108,7 @@ class SpeechService:
         self, *, reference: bytes, filename: str, name: str | None
     ) -> tuple[VoiceRecord, bool]:
         """Encode a reference once and save it; returns (record, created)."""
-        synthesizer = self._synthesizer()
+        synthesizer = self._admitting()
         voice = await self.admission.call(
             functools.partial(self._encode_reference, reference, filename),
             timeout=self.config.request_timeout,
@@ -134,7 +138,7 @@ class SpeechService:
         Raises:
             VoiceNotFound, InvalidInput, Overloaded, NotReady.
         """
-        synthesizer = self._synthesizer()
+        synthesizer = self._admitting()
         record = self.voices.get(request.voice) if request.voice else None
         config = self.config
 
