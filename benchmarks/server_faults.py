@@ -245,7 +245,14 @@ def upload_kill(root: Path, args: argparse.Namespace) -> dict[str, Any]:
         lock = threading.Lock()
         enough = threading.Event()
 
-        def uploader(worker: int, server: Server = server, this_round: dict[str, Any] = this_round) -> None:
+        def uploader(
+            worker: int,
+            server: Server = server,
+            this_round: dict[str, Any] = this_round,
+            round_index: int = round_index,
+            lock: threading.Lock = lock,
+            enough: threading.Event = enough,
+        ) -> None:
             while not enough.is_set():
                 name = f"r{round_index}-w{worker}-{next(frequency)}"
                 clip = _clip(float(name.rsplit("-", 1)[1]))
