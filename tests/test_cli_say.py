@@ -489,6 +489,14 @@ def test_say_and_voice_create_through_a_real_server(
         )
         assert_ok(created)
         assert len(created.stdout.strip()) == 64  # the voice's content id
+        # the same clip under another name: the name is added to the saved voice, never dropped
+        again = runner.invoke(
+            app, ["voice", "create", str(ref), "--server", url, "--consent", "--name", "me2"]
+        )
+        assert_ok(again)
+        assert again.stdout == created.stdout
+        assert "(me, me2)" in again.stderr
+        assert_ok(say("Hi.", "--server", url, "--voice", "me2", "-o", "again.wav", *QUICK))
 
         flags = ["--emotion", "happy=0.5", "--seed", "4", *QUICK]
         assert_ok(say("Hello!", "--server", url, "--voice", "me", "-o", "b.mp3", *flags))

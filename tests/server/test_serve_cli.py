@@ -12,6 +12,7 @@ from indextts2.cli import app
 from indextts2.errors import ConfigError
 from indextts2.server.auth import read_keys_file
 from indextts2.server.process import Pidfile
+from indextts2.server.runner import SHUTDOWN_MARGIN_SECONDS
 
 runner = CliRunner()
 
@@ -63,6 +64,8 @@ def test_print_systemd_unit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         "--api-keys-file",
         str(keys),
         "--replace",
+        "--grace-period",
+        "10",
         "--print-systemd-unit",
     ]
     monkeypatch.setattr("sys.argv", argv)
@@ -77,6 +80,10 @@ def test_print_systemd_unit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert "--replace" not in exec_start
     assert "--print-systemd-unit" not in exec_start
     assert f"Environment=INDEXTTS2_HOME={os.environ['INDEXTTS2_HOME']}" in unit
+    # systemd waits past the grace period for as long as the server may take to end what is left
+    # and exit (uvicorn's own backstop), and some more, before it kills it
+    assert "TimeoutStopSec=25" in unit.splitlines()
+    assert 10 + SHUTDOWN_MARGIN_SECONDS < 25
 
 
 def test_pidfile_refuses_a_second_server_and_ignores_stale_pids(tmp_path: Path) -> None:

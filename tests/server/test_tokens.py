@@ -296,6 +296,24 @@ def test_api_keys_work_beside_tokens(make_client: Any, provider: JwksServer, rsa
     assert "API key or a bearer token" in missing
 
 
+def test_a_token_passes_the_cross_site_check_like_a_bearer_key(make_client: Any) -> None:
+    # a browser sends an Authorization header only from a page that set it, past a CORS preflight
+    client = make_client(jwt=JwtConfig(secret=SECRET, issuer=ISSUER, audience=AUDIENCE))
+    token = jwt.encode(claims(), SECRET, algorithm="HS256")
+    form = multipart(text="Hi.", voice="nobody")
+    evil = {"Origin": "http://evil.example"}
+    for site in (evil, {"Sec-Fetch-Site": "cross-site"}):
+        passed = client.post("/v1/tts", files=form, headers={**bearer(token), **site})
+        assert passed.status_code == 404, passed.text  # past the guard: no such voice
+    refused = client.post("/v1/tts", files=form, headers=evil)
+    assert refused.status_code == 403
+    assert "key or token" in refused.json()["error"]["message"]
+    # a bearer header only gets the request to the token check, which still refuses a bad token
+    forged_token = jwt.encode(claims(), SECRET[::-1], algorithm="HS256")
+    forged = client.post("/v1/tts", files=form, headers={**bearer(forged_token), **evil})
+    assert forged.status_code == 401
+
+
 def test_the_token_subject_is_the_rate_limit_identity(
     make_client: Any, provider: JwksServer, rsa_key: SigningKey
 ) -> None:

@@ -249,9 +249,7 @@ def serve(
         if config.usage_db is not None and settings.home not in config.usage_db.parents:
             writable.append(config.usage_db.parent)
         out.print(
-            render_systemd_unit(
-                serve_args, home=settings.home, writable=writable, stop_seconds=grace_period + 15
-            ),
+            render_systemd_unit(serve_args, home=settings.home, writable=writable, grace_period=grace_period),
             end="",
             markup=False,
             highlight=False,

@@ -11,15 +11,26 @@ Route handlers say what they need through ``opt``:
 
 Everything else needs a key (or a token) whenever the server has them. The allow-list applies to
 every route. The caller found here is the request's (``context.py``): metering and logs use it.
+
+Browsers resend HTTP Basic credentials by themselves, and a server without keys needs none, so a
+page on another site could make a visitor's browser synthesize, save or delete voices (form posts
+and ``text/plain`` bodies need no CORS preflight). A request that changes something or uses the GPU
+(any method but GET, HEAD and OPTIONS) is therefore refused (403) when a browser says it comes from
+another site (``Sec-Fetch-Site: cross-site`` / ``same-site``, or an ``Origin`` that is neither the
+server's own nor a ``--cors-origin``), unless it carries a Bearer credential (an API key or a JWT):
+a browser sends one only from a page that set it itself, after a preflight that CORS allows.
+Programs send neither header.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
+from indextts2.server.auth import is_bearer
 from indextts2.server.config import ServerConfig
 from indextts2.server.context import current_request
 from indextts2.server.errors import Forbidden, RateLimited, Unauthorized, UnsupportedMediaType
@@ -28,6 +39,26 @@ from indextts2.server.limits import IpAllowList, RateLimiter
 from indextts2.server.usage import UsageMeter
 
 __all__ = ["AccessControl", "access_guard", "multipart_only"]
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def _origin_host(origin: str) -> str | None:
+    """``host[:port]`` of an Origin header, lower case, without the scheme's default port."""
+    try:
+        parts = urlsplit(origin.strip().lower())
+    except ValueError:
+        return None
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return None  # "null" (a sandboxed or file: page), or not an origin at all
+    return _without_port(parts.netloc, (_DEFAULT_PORTS[parts.scheme],))
+
+
+def _without_port(netloc: str, ports: tuple[str, ...]) -> str:
+    """``netloc`` without its port when the port is one of ``ports``."""
+    host, colon, port = netloc.rpartition(":")
+    return host if colon and "]" not in port and port in ports else netloc
 
 
 class AccessControl:
@@ -41,6 +72,8 @@ class AccessControl:
         self.basic_auth = config.basic_auth
         self.key_limiter = RateLimiter(config.rate_limit) if config.rate_limit else None
         self.ip_limiter = RateLimiter(config.ip_rate_limit) if config.ip_rate_limit else None
+        self.cors_any = "*" in config.cors_origins
+        self.cors_hosts = {host for o in config.cors_origins if (host := _origin_host(o))}
 
     @property
     def needs_key(self) -> bool:
@@ -92,6 +125,43 @@ class AccessControl:
             self.usage.check_quota(caller.id)
         return caller
 
+    def check_site(
+        self,
+        *,
+        method: str,
+        authorization: str | None,
+        origin: str | None,
+        fetch_site: str | None,
+        host: str | None,
+    ) -> None:
+        """Refuse a browser's cross-site request that changes something or uses the GPU.
+
+        Raises:
+            Forbidden: the request comes from a page on another site that ``--cors-origin`` does not
+                allow, and carries no Bearer credential (API key or JWT).
+        """
+        if method.upper() in _SAFE_METHODS:
+            return
+        if is_bearer(authorization):
+            return  # an API key or a JWT: set by the page itself, past a CORS preflight
+        fetch_site = (fetch_site or "").strip().lower()
+        if fetch_site in ("same-origin", "none"):
+            return  # the browser itself vouches for it (a proxy may have rewritten Host)
+        if origin is None:
+            if fetch_site not in ("cross-site", "same-site"):
+                return  # not from a browser page on another site: a program, or an old browser
+        else:
+            origin_host = _origin_host(origin)
+            if self.cors_any or origin_host in self.cors_hosts:
+                return
+            if origin_host is not None and host and origin_host == _without_port(host.lower(), ("80", "443")):
+                return
+        raise Forbidden(
+            f"{method} from a page on {origin or 'another site'} is refused: this server takes such "
+            "requests from its own web page only. Add that origin with --cors-origin, or send the API "
+            "key or token as 'Authorization: Bearer <key or token>'"
+        )
+
     def _charge(self, caller: Caller, client: str | None) -> None:
         address = client or "unknown"
         if self.ip_limiter is not None:
@@ -123,9 +193,17 @@ async def access_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: 
     access: AccessControl = connection.app.state.access
     opt = handler.opt
     client = connection.client.host if connection.client else None
+    headers = connection.headers
+    access.check_site(
+        method=str(connection.scope.get("method", "GET")),
+        authorization=headers.get("authorization"),
+        origin=headers.get("origin"),
+        fetch_site=headers.get("sec-fetch-site"),
+        host=headers.get("host"),
+    )
     caller = await access.check(
         client=client,
-        authorization=connection.headers.get("authorization"),
+        authorization=headers.get("authorization"),
         public=bool(opt.get("public")),
         web_page=bool(opt.get("web_page")),
         rate_limited=bool(opt.get("rate_limited")),

@@ -14,8 +14,6 @@ from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
 
 from indextts2.__about__ import __version__
 from indextts2.server.access import AccessControl, access_guard
@@ -23,19 +21,22 @@ from indextts2.server.admission import Admission
 from indextts2.server.config import ServerConfig
 from indextts2.server.context import RequestContextLayer, log_access
 from indextts2.server.docs import OfflineDocsPlugin
-from indextts2.server.errors import exception_handlers
+from indextts2.server.errors import ApiRequest, exception_handlers
 from indextts2.server.metrics import Metrics, metrics_middleware
+from indextts2.server.openapi import COMPONENTS
 from indextts2.server.routes import route_handlers
 from indextts2.server.speech import SpeechService
 from indextts2.server.telemetry import Tracing
 from indextts2.server.usage import UsageMeter
 from indextts2.server.voices import VoiceStore
 
-__all__ = ["create_app"]
+__all__ = ["MULTIPART_PART_LIMIT", "create_app", "drain"]
 
 logger = logging.getLogger(__name__)
 
 Loader = Callable[[ServerConfig], Any]
+
+MULTIPART_PART_LIMIT = 64
 
 _DESCRIPTION = (
     "IndexTTS2 speech over HTTP: `/v1/tts` (multipart, streaming), `/v1/audio/speech` (OpenAI-compatible), "
@@ -95,6 +96,7 @@ def create_app(
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(voices.load)
         await anyio.to_thread.run_sync(usage.start)
+        speech.draining = False  # an app may be started again after a shutdown (test clients do)
         admission.start()
         loading: asyncio.Task[None] | None = None
         if speech.synthesizer is None and loader is not None:
@@ -104,15 +106,15 @@ def create_app(
         try:
             yield
         finally:
-            metrics.ready.set(0)
             if loading is not None and not loading.done():
                 loading.cancel()
-            await admission.stop(grace=config.grace_period)
+            await drain(app, config.grace_period)  # returns at once after the runner's drain
             if loading is not None and speech.synthesizer is not None:
                 close = getattr(speech.synthesizer, "close", None)
-                if close is not None:
-                    close()
-            await anyio.to_thread.run_sync(usage.stop)
+                if close is not None:  # stops the engine thread; workers waiting on it are released
+                    await anyio.to_thread.run_sync(close)
+            await admission.stop()
+            await anyio.to_thread.run_sync(usage.stop)  # after the last request has been counted
             logger.info("server stopped")
 
     cors = (
@@ -129,9 +131,9 @@ def create_app(
         title="indextts2",
         version=__version__,
         description=_DESCRIPTION,
-        render_plugins=[OfflineDocsPlugin(path="/"), SwaggerRenderPlugin(path="/swagger")],
+        render_plugins=[OfflineDocsPlugin(path="/")],
         openapi_router=Router("/docs", route_handlers=[], include_in_schema=False, opt={"public": True}),
-        components=Components(security_schemes={"apiKey": SecurityScheme(type="http", scheme="bearer")}),
+        components=COMPONENTS,
         security=[{"apiKey": []}],
     )
     app = Litestar(
@@ -149,7 +151,10 @@ def create_app(
         exception_handlers=exception_handlers(),
         cors_config=cors,
         openapi_config=openapi,
+        request_class=ApiRequest,
         request_max_body_size=config.max_upload_bytes,
+        # the forms have a dozen fields; parsing stops (413) past this many parts
+        multipart_form_part_limit=MULTIPART_PART_LIMIT,
         logging_config=None,
         debug=False,
     )
@@ -161,6 +166,19 @@ def create_app(
         listeners=[usage.record, log_access, tracing.export],
     )
     return app
+
+
+async def drain(app: Litestar, grace: float) -> None:
+    """Shut the app's speech service down within ``grace`` seconds.
+
+    Nothing new is admitted (503 with Retry-After; ``/readyz`` answers 503), the requests in flight
+    get ``grace`` seconds to finish, and then every one still open is ended at once: a streamed
+    response ends where it is, an event stream gets an ``error`` event, a response not started yet
+    answers 503 with Retry-After. The runner calls it when SIGTERM arrives; the app's lifespan calls
+    it again on the way out (then it returns at once).
+    """
+    app.state.metrics.ready.set(0)
+    await app.state.speech.drain(grace)
 
 
 async def _load(speech: SpeechService, loader: Loader, metrics: Metrics) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from indextts2.server.auth import KeyRing, credentials_from_header
+from indextts2.server.auth import KeyRing, credentials_from_header, is_bearer
 from indextts2.server.config import ServerConfig
 from indextts2.server.errors import Forbidden, Unauthorized
 
@@ -78,8 +78,7 @@ class Authenticator:
         presented = credentials_from_header(authorization)
         if presented is None:
             return None
-        bearer = (authorization or "").lstrip().lower().startswith("bearer")
-        if self.tokens is not None and bearer:
+        if self.tokens is not None and is_bearer(authorization):
             from indextts2.server.tokens import looks_like_jwt
 
             if looks_like_jwt(presented):

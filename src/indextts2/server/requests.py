@@ -13,7 +13,6 @@ worker, still before the first byte of audio.
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import math
 from dataclasses import dataclass, field
@@ -33,11 +32,11 @@ __all__ = [
     "TTSForm",
     "build_emotion",
     "build_options",
-    "check_reference_length",
     "described",
     "emotion_names",
     "parse_openai_body",
     "parse_tts_form",
+    "upload_name",
 ]
 
 STREAMABLE_FORMATS = ("wav", "pcm")
@@ -235,6 +234,12 @@ def _parse_weights(text: str) -> dict[str, float]:
     return parsed
 
 
+def upload_name(upload: UploadFile | None, default: str) -> str:
+    """An upload's file name as error messages and the voice store show it (no directories, short)."""
+    raw = (upload.filename if upload else None) or ""
+    return raw.replace("\\", "/").rsplit("/", 1)[-1][:120] or default
+
+
 async def _read_upload(upload: UploadFile | None) -> bytes | None:
     if upload is None:
         return None
@@ -268,7 +273,7 @@ async def parse_tts_form(form: TTSForm, *, max_text_chars: int) -> SpeechRequest
         )
     emotion = EmotionFields(
         audio=await _read_upload(form.emotion_audio),
-        audio_name=(form.emotion_audio.filename if form.emotion_audio else None) or "emotion clip",
+        audio_name=upload_name(form.emotion_audio, "emotion clip"),
         alpha=_finite(form.emotion_alpha, "emotion_alpha") if form.emotion_alpha is not None else None,
         vector=_parse_vector(form.emotion_vector) if form.emotion_vector else None,
         weights=_parse_weights(form.emotion_weights) if form.emotion_weights else None,
@@ -280,7 +285,7 @@ async def parse_tts_form(form: TTSForm, *, max_text_chars: int) -> SpeechRequest
         text=text,
         voice=voice,
         reference=await _read_upload(form.reference),
-        reference_name=(form.reference.filename if form.reference else None) or "reference",
+        reference_name=upload_name(form.reference, "reference"),
         emotion=emotion,
         options=options,
         format=fmt,
@@ -319,27 +324,6 @@ def parse_openai_body(body: OpenAISpeechBody, *, max_text_chars: int) -> tuple[S
         sample_rate=OPENAI_PCM_RATE if fmt == "pcm" else None,
     )
     return request, body.stream_format == "sse"
-
-
-def check_reference_length(data: bytes, *, name: str, max_seconds: float) -> None:
-    """Refuse a clip longer than ``max_seconds``, judged from its header before it is decoded.
-
-    Files whose length the header does not tell (some streamed oggs) pass here; the synthesizer
-    trims long references anyway.
-    """
-    import soundfile as sf
-
-    try:
-        info = sf.info(io.BytesIO(data))
-    except (sf.LibsndfileError, RuntimeError, ValueError):
-        return  # not readable as audio: decoding reports it with the right message
-    if info.samplerate > 0 and 0 < info.frames < 2**62:
-        seconds = info.frames / info.samplerate
-        if seconds > max_seconds:
-            raise InvalidInput(
-                f"{name} is {seconds:.1f} s long; the server accepts clips up to {max_seconds:g} s "
-                "(a few seconds of clean speech is best)"
-            )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -387,8 +371,7 @@ def build_emotion(fields: EmotionFields, *, max_seconds: float) -> Any:
         return Emotion.from_mapping(fields.weights, alpha=alpha)
     audio = None
     if fields.audio is not None:
-        check_reference_length(fields.audio, name=fields.audio_name, max_seconds=max_seconds)
-        audio = load_audio(fields.audio)
+        audio = load_audio(fields.audio, max_seconds=max_seconds, name=fields.audio_name)
     return Emotion(audio=audio, alpha=alpha, vector=fields.vector, text=fields.text, random=fields.random)
 
 

@@ -4,11 +4,13 @@ Layout, one directory per voice, named by the voice id (the Synthesizer's conten
 reference, 64 hex digits, so the same recording always gets the same id)::
 
     voices/
-      <id>/meta.json          what the API shows: id, name, created, duration, file name, size, consent
+      <id>/meta.json          what the API shows: id, name, aliases, created, duration, file name, size
       <id>/reference.<ext>    the uploaded bytes, as they came
 
 A voice is written into a temporary directory beside the others and renamed into place, so a crash
-never leaves half a voice, and a restart finds every voice that was acknowledged. Ids and names are
+never leaves half a voice, and a restart finds every voice that was acknowledged. A name given when
+the same clip is uploaded again becomes another name of the stored voice (``aliases``); its
+``meta.json`` is replaced atomically (a temporary file renamed over it). Ids and names are
 validated before any path is built from them: no request can name a file outside the store.
 The conditioning (the encoded reference) is not stored: it depends on the loaded model, and is computed
 again on first use after a restart, then kept in a small in-memory LRU cache.
@@ -16,6 +18,7 @@ again on first use after a restart, then kept in a small in-memory LRU cache.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -40,6 +43,9 @@ _ID_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
 _AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".oga", ".webm", ".m4a"}
 _META = "meta.json"
+_META_TEMPORARY = ".meta-"  # prefix of a meta.json being replaced
+MAX_NAMES = 16
+"""Names a voice may have (its name and its aliases)."""
 
 
 def is_voice_id(text: str) -> bool:
@@ -68,9 +74,17 @@ class VoiceRecord:
     filename: str
     size: int
     consent: bool = True
+    aliases: tuple[str, ...] = ()
+    """More names of the voice: given when the same clip was uploaded again under another name."""
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return ((self.name,) if self.name else ()) + self.aliases
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["aliases"] = list(self.aliases)
+        return data
 
 
 class VoiceStore:
@@ -98,9 +112,11 @@ class VoiceStore:
                 continue
             if not (entry.is_dir() and is_voice_id(entry.name)):
                 continue
+            for stale in entry.glob(_META_TEMPORARY + "*"):
+                stale.unlink(missing_ok=True)  # left by a crash while a name was added
             try:
                 meta = json.loads((entry / _META).read_text(encoding="utf-8"))
-                record = VoiceRecord(**meta)
+                record = VoiceRecord(**{**meta, "aliases": tuple(meta.get("aliases", ()))})
             except (OSError, ValueError, TypeError) as exc:
                 logger.warning("skipping voice %s: unreadable %s (%s)", entry.name, _META, exc)
                 continue
@@ -122,10 +138,13 @@ class VoiceStore:
         duration: float,
         model_id: str,
     ) -> tuple[VoiceRecord, bool]:
-        """Store a voice; returns (record, created). The same id stored again returns the stored record.
+        """Store a voice; returns (record, created).
+
+        The same id stored again returns the stored record; a ``name`` it does not have yet becomes
+        one of its names (its name, or an alias when it has one), so that the name works everywhere.
 
         Raises:
-            Conflict: ``name`` belongs to another voice.
+            Conflict: ``name`` belongs to another voice, or the voice has :data:`MAX_NAMES` names.
             StoreError: the disk refused (full, read-only...).
         """
         if not is_voice_id(voice_id):
@@ -133,15 +152,17 @@ class VoiceStore:
         if name is not None:
             check_voice_name(name)
         with self._lock:
-            existing = self._records.get(voice_id)
-            if existing is not None:
-                return existing, False
             holder = self._by_name(name) if name else None
-            if holder is not None:
+            if holder is not None and holder.id != voice_id:
                 raise Conflict(
                     f"the voice name {name!r} is taken by voice {holder.id}; delete that voice or pick "
                     "another name"
                 )
+            existing = self._records.get(voice_id)
+            if existing is not None:
+                if name is not None and holder is None:
+                    existing = self._add_name(existing, name)
+                return existing, False
             suffix = Path(filename).suffix.lower()
             record = VoiceRecord(
                 id=voice_id,
@@ -175,6 +196,35 @@ class VoiceStore:
                 raise
         except OSError as exc:
             raise StoreError(f"cannot save voice {record.id} in {self.root}: {exc.strerror}") from exc
+
+    def _add_name(self, record: VoiceRecord, name: str) -> VoiceRecord:
+        """Give a stored voice one more name (held lock); its meta.json is replaced atomically."""
+        if len(record.names) >= MAX_NAMES:
+            raise Conflict(
+                f"voice {record.id} has {MAX_NAMES} names already ({', '.join(record.names)}); "
+                "use one of them"
+            )
+        if record.name is None:
+            named = dataclasses.replace(record, name=name)
+        else:
+            named = dataclasses.replace(record, aliases=(*record.aliases, name))
+        directory = self.root / record.id
+        try:
+            handle, temporary = tempfile.mkstemp(prefix=_META_TEMPORARY, dir=directory)
+            try:
+                with os.fdopen(handle, "wb") as stream:
+                    stream.write(json.dumps(named.to_json(), indent=2).encode("utf-8"))
+                    stream.flush()
+                    os.fsync(stream.fileno())
+                os.replace(temporary, directory / _META)
+            except BaseException:
+                Path(temporary).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise StoreError(f"cannot name voice {record.id} {name!r}: {exc.strerror}") from exc
+        self._records[record.id] = named
+        logger.info("voice %s is also called %r now", record.id, name)
+        return named
 
     def delete(self, voice_id: str) -> VoiceRecord:
         """Remove a saved voice; returns what was removed.
@@ -210,7 +260,7 @@ class VoiceStore:
             return sorted(self._records.values(), key=lambda r: (r.created, r.id))
 
     def _by_name(self, name: str) -> VoiceRecord | None:
-        return next((r for r in self._records.values() if r.name == name), None)
+        return next((r for r in self._records.values() if name in r.names), None)
 
     def get(self, id_or_name: str) -> VoiceRecord:
         """The voice with this id or name.

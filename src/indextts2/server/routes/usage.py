@@ -14,6 +14,7 @@ from litestar.params import Parameter
 from indextts2.errors import InvalidInput
 from indextts2.server.errors import Forbidden
 from indextts2.server.identity import ANONYMOUS, Caller
+from indextts2.server.openapi import documented
 from indextts2.server.usage import DAY, UsageMeter, parse_time
 
 __all__ = ["HANDLERS"]
@@ -25,6 +26,7 @@ _TIME_HELP = "'now', a duration ago (90m, 24h, 7d, 2w) or ISO 8601 (2026-12-01T0
 
 @get(
     "/v1/usage",
+    operation_class=documented(400, 401, 403, 503),
     tags=["operations"],
     summary="Usage per caller over a time window",
     description=(

@@ -87,7 +87,8 @@ async function loadVoices(selectId) {
     select.innerHTML = "";
     if (!voices.length) select.append(new Option("(no saved voices yet)", ""));
     for (const voice of voices) {
-      const label = `${voice.name || voice.id.slice(0, 12)} · ${voice.duration.toFixed(1)} s`;
+      const names = [voice.name, ...(voice.aliases || [])].filter(Boolean);
+      const label = `${names.join(", ") || voice.id.slice(0, 12)} · ${voice.duration.toFixed(1)} s`;
       select.append(new Option(label, voice.id, false, voice.id === selectId));
     }
     if (!voices.length && currentVoiceMode() === "saved") setVoiceMode("upload");
@@ -178,13 +179,18 @@ async function saveVoice() {
   const form = new FormData();
   form.append("reference", state.reference, state.referenceName);
   form.append("consent", "true");
-  if ($("voice-name").value.trim()) form.append("name", $("voice-name").value.trim());
+  const name = $("voice-name").value.trim();
+  if (name) form.append("name", name);
   setStatus("saving the voice…");
   try {
-    const voice = await (await api("/v1/voices", { method: "POST", body: form })).json();
+    const response = await api("/v1/voices", { method: "POST", body: form });
+    const voice = await response.json();
     await loadVoices(voice.id);
     setVoiceMode("saved");
-    setStatus(`saved voice ${voice.name || voice.id.slice(0, 12)}`);
+    const shown = name || voice.name || voice.id.slice(0, 12);
+    // 200: this clip was saved before; a new name was added to its names
+    const again = response.status === 200 ? ` (saved before as ${voice.name || voice.id.slice(0, 12)})` : "";
+    setStatus(`saved voice ${shown}${again}`);
   } catch (error) {
     setStatus(error.message, true);
   }
