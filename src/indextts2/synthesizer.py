@@ -26,6 +26,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
@@ -34,6 +35,7 @@ import torch
 
 from indextts2.audio import Audio, AudioSource, load_audio
 from indextts2.engine import AudioChunk, Engine, EngineConfig, EngineStats, StreamingOptions, SynthesisJob
+from indextts2.engine.pacing import paced_codes
 from indextts2.engine.scheduler import PROMPT_OVERHEAD, max_positions
 from indextts2.errors import IndexTTS2Error, InvalidInput, TextTooLong
 from indextts2.model.decoding import make_generator
@@ -228,7 +230,10 @@ class Synthesizer:
         preset = dummy_preset(name)
         if preset is not None:
             network = TTSModel.dummy(preset)
-            text = TextFrontend.from_model(dummy_bpe_model(), max_text_chars=max_text_chars)
+            # the golden checkpoint's 1000-piece vocabulary lacks most Chinese characters: no warning
+            text = TextFrontend.from_model(
+                dummy_bpe_model(), max_text_chars=max_text_chars, warn_unknown_pieces=False
+            )
             fingerprint = _fingerprint({"preset": preset, "seed": DUMMY_SEED})
         else:
             files = resolve_model(
@@ -529,7 +534,10 @@ class Synthesizer:
         requests = [self._prepare(text, voice=voice, emotion=emotion, options=options) for text in texts]
         if self.batching:
             handles = [
-                self.engine.submit(self._job(r, parallel=batch_segments, backpressure=False), wait=True)
+                self.engine.submit(
+                    self._job(r, parallel=batch_segments, backpressure=False, exact_codes=self._paced(r)),
+                    wait=True,
+                )
                 for r in requests
             ]
             try:
@@ -538,15 +546,20 @@ class Synthesizer:
                 for handle in handles:
                     handle.cancel()
         with self._lock:
-            jobs = [(r, segment) for r in requests for segment in self._segments(r)]
+            jobs: list[tuple[_Request, Segment, int]] = []
+            for r in requests:
+                counts = self._paced(r)
+                segments = self._segments(r, counts)
+                jobs.extend(zip(repeat(r), segments, counts or repeat(0)))
             waves: dict[int, list[np.ndarray]] = {id(r): [] for r in requests}
             for start in range(0, len(jobs), batch_segments):
                 batch = jobs[start : start + batch_segments]
-                segments = [segment for _, segment in batch]
+                segments = [segment for _, segment, _ in batch]
+                floors = [count for _, _, count in batch]
                 results = self.model.render(
-                    segments, self.model.decode(segments), noise_source=self._noise_source
+                    segments, self.model.decode(segments, min_codes=floors), noise_source=self._noise_source
                 )
-                for (request, _), result in zip(batch, results, strict=True):
+                for (request, _, _), result in zip(batch, results, strict=True):
                     waves[id(request)].append(result.wave.numpy())
         return [self._join(r, waves[id(r)]) for r in requests]
 
@@ -648,10 +661,20 @@ class Synthesizer:
             backpressure=backpressure,
         )
 
+    def _paced(self, request: _Request) -> list[int] | None:
+        """Code counts for a model that never stops (random weights), else None: see engine.pacing."""
+        model = self.model
+        if not model.random_weights:
+            return None
+        counts = paced_codes([segment.tokens for segment in request.segments], model.codes_per_second)
+        return [min(count, request.options.max_codes) for count in counts]
+
     def _generate(
         self, request: _Request, *, exact_codes: Sequence[int] | None = None
     ) -> Iterator[AudioChunk]:
         """The request's chunks: through the engine, or alone (``engine=False``)."""
+        if exact_codes is None:
+            exact_codes = self._paced(request)
         if exact_codes is not None and len(exact_codes) != len(request.segments):
             raise InvalidInput(f"{len(exact_codes)} code counts for {len(request.segments)} segments")
         if not self.batching:

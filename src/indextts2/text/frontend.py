@@ -126,6 +126,8 @@ class TextFrontend:
             (:meth:`tokenize`, :meth:`analyze` and :meth:`prepare` then raise ``ModelNotFound``).
         glossary: term readings applied before normalisation.
         max_text_chars: longest text :meth:`prepare` and :meth:`analyze` accept.
+        warn_unknown_pieces: log a warning when :meth:`prepare` meets pieces the vocabulary lacks
+            (False: an info line; the dummy models' small vocabulary lacks most Chinese characters).
     """
 
     def __init__(
@@ -134,12 +136,14 @@ class TextFrontend:
         *,
         glossary: Glossary | None = None,
         max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+        warn_unknown_pieces: bool = True,
     ) -> None:
         if isinstance(max_text_chars, bool) or not isinstance(max_text_chars, int) or max_text_chars < 1:
             raise InvalidInput(f"max_text_chars must be a whole number >= 1, got {max_text_chars!r}")
         self.tokenizer = Tokenizer(bpe_path) if bpe_path is not None else None
         self.normalizer = TextNormalizer(glossary)
         self.max_text_chars = max_text_chars
+        self.warn_unknown_pieces = warn_unknown_pieces
 
     @classmethod
     def from_model(
@@ -148,6 +152,7 @@ class TextFrontend:
         *,
         glossary: Glossary | str | Path | None = None,
         max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+        warn_unknown_pieces: bool = True,
     ) -> TextFrontend:
         """The front end of a model directory (official layout) or of a ``bpe.model`` file.
 
@@ -172,7 +177,12 @@ class TextFrontend:
                 "(model ids of the store are not resolved here; pass a local path)"
             )
         user_glossary = Glossary.from_yaml(glossary) if isinstance(glossary, (str, Path)) else glossary
-        return cls(bpe_path, glossary=model_glossary.merged(user_glossary), max_text_chars=max_text_chars)
+        return cls(
+            bpe_path,
+            glossary=model_glossary.merged(user_glossary),
+            max_text_chars=max_text_chars,
+            warn_unknown_pieces=warn_unknown_pieces,
+        )
 
     def _require_tokenizer(self) -> Tokenizer:
         if self.tokenizer is None:
@@ -254,7 +264,8 @@ class TextFrontend:
         """
         analysis = self.analyze(text)
         if analysis.unknown_tokens:
-            logger.warning(
+            logger.log(
+                logging.WARNING if self.warn_unknown_pieces else logging.INFO,
                 "%d piece(s) of the text are not in the vocabulary and are read as <unk>: %s",
                 len(analysis.unknown_tokens),
                 " ".join(analysis.unknown_tokens[:20]),
