@@ -411,7 +411,6 @@ def test_a_download_needs_the_licence_accepted(ref: Path, workdir: Path) -> None
     ("flags", "words"),
     [
         (["Hi", "--ref", "{ref}", "--voice", "v.safetensors"], "not both"),
-        (["Hi"], "--ref"),
         ([], "TEXT"),
         (["Hi", "--file", "t.txt", "--ref", "{ref}"], "not both"),
         (["--file", "missing.txt", "--ref", "{ref}"], "no such file"),
