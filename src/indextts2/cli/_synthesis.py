@@ -170,7 +170,9 @@ def parse_emotion_spec(spec: str) -> dict[str, float]:
         except ValueError:
             raise InvalidInput(f"--emotion: {value.strip()!r} is not a number (in {item!r})") from None
         if not math.isfinite(weights[name]) or weights[name] < 0:
-            raise InvalidInput(f"--emotion {item}: a weight is a number from 0 to 1 (negative is not allowed)")
+            raise InvalidInput(
+                f"--emotion {item}: a weight is a number from 0 to 1 (negative is not allowed)"
+            )
     total = sum(weights.values())
     if total > 1:
         raise InvalidInput(

@@ -24,6 +24,7 @@ UsageError: type[Exception] = _click.exceptions.UsageError
 # How alike a typo and a real name (without its dashes) must be to be suggested (difflib's ratio,
 # 0..1): "stpes" and "steps" are 0.8, "sya" and "say" 0.67, "loud" and "model" 0.44.
 CLOSE_MATCH = 0.6
+DEVICE_ALIASES = {"--gpu": "cuda", "--cuda": "cuda", "--cpu": "cpu"}
 
 
 def is_help_request(exc: Exception) -> bool:
@@ -59,7 +60,10 @@ def usage_message(exc: Any, command_path: str = "indextts2") -> str:
     hint = f"see '{path} --help'"
     if isinstance(exc, _click.exceptions.NoSuchOption) and ctx is not None:
         typed = exc.option_name
-        match = _close(typed, _option_names(ctx))
+        options = _option_names(ctx)
+        match = _close(typed, options)
+        if typed in DEVICE_ALIASES and "--device" in options:  # serve's aliases, typed elsewhere
+            match = f"--device {DEVICE_ALIASES[typed]}"
         suggestion = f"did you mean {match}? ({hint})" if match else hint
         return f"{path} has no option {typed}; {suggestion}"
     errors = _click.exceptions

@@ -106,7 +106,8 @@ def _model_rows(home: Path) -> list[tuple[str, str]]:
                     parts.append(f"[green]complete[/] ({name})")
             status = "; ".join(parts)
         rows.append((f"model {model_id}", status))
-    rows.append(("model dummy:tiny / dummy:full", "[green]always available[/]  [dim]random weights: noise[/]"))
+    dummy = "[green]always available[/]  [dim]random weights: noise[/]"
+    rows.append(("model dummy:tiny / dummy:full", dummy))
     return rows
 
 
@@ -132,7 +133,8 @@ def _chromium_row(settings: Settings) -> tuple[str, str]:
     purpose = "[dim]the web page tests drive it headless[/]"
     if found and Path(found).is_file():
         return ("chromium", f"{escape(found)}  {purpose}")
-    return ("chromium", f"[yellow]missing[/] (apt-get install chromium, or set INDEXTTS2_CHROMIUM)  {purpose}")
+    missing = "[yellow]missing[/] (apt-get install chromium, or set INDEXTTS2_CHROMIUM)"
+    return ("chromium", f"{missing}  {purpose}")
 
 
 def doctor(
