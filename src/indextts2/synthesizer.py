@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from indextts2.store.progress import Progress
     from indextts2.text import Segment as TextSegment
     from indextts2.text import TextFrontend
+    from indextts2.text.normalize import NormalizationMode
 
 __all__ = ["DEFAULT_MAX_TEXT_CHARS", "MIN_REFERENCE_SECONDS", "AudioChunk", "Synthesizer", "resolve_device"]
 
@@ -196,6 +197,7 @@ class Synthesizer:
         max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
         progress: Progress | None = None,
         engine: EngineConfig | Literal[False] | None = None,
+        normalization: NormalizationMode = "corrected",
     ) -> Synthesizer:
         """Load a model once.
 
@@ -213,6 +215,9 @@ class Synthesizer:
             engine: the batching engine's settings (default :class:`~indextts2.engine.EngineConfig`);
                 ``False`` runs every request alone, one at a time, without the engine (the
                 unbatched path, a baseline for benchmarks and a fallback).
+            normalization: how the text front end reads numbers: ``corrected`` (as a careful reader
+                says them) or ``official`` (exactly the official front end, misreadings included;
+                see :class:`~indextts2.text.TextNormalizer`).
 
         Raises:
             ModelNotFound, ModelFilesMissing, LicenseNotAccepted, StoreError: from the model store.
@@ -232,7 +237,10 @@ class Synthesizer:
             network = TTSModel.dummy(preset)
             # the golden checkpoint's 1000-piece vocabulary lacks most Chinese characters: no warning
             text = TextFrontend.from_model(
-                dummy_bpe_model(), max_text_chars=max_text_chars, warn_unknown_pieces=False
+                dummy_bpe_model(),
+                max_text_chars=max_text_chars,
+                warn_unknown_pieces=False,
+                normalization=normalization,
             )
             fingerprint = _fingerprint({"preset": preset, "seed": DUMMY_SEED})
         else:
@@ -245,7 +253,9 @@ class Synthesizer:
                 progress=progress,
             )
             network = TTSModel.from_files(files)
-            text = TextFrontend.from_model(files.root, max_text_chars=max_text_chars)
+            text = TextFrontend.from_model(
+                files.root, max_text_chars=max_text_chars, normalization=normalization
+            )
             fingerprint = _files_fingerprint(files, network)
             name = files.model_id
         network.to(target)

@@ -18,6 +18,7 @@ from rich.text import Text
 from indextts2.cli._console import err, out
 from indextts2.settings import Settings
 from indextts2.text import DEFAULT_MAX_TOKENS_PER_SEGMENT, Glossary, TextAnalysis, TextFrontend
+from indextts2.text.normalize import NormalizationMode
 
 
 def _locate_model(model: str | None) -> Path | None:
@@ -113,13 +114,24 @@ def text(
         typer.Option("--glossary", help="A glossary YAML laid over the model's glossary.yaml."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+    official: Annotated[
+        bool,
+        typer.Option(
+            "--official",
+            help="The official front end's normalisation, misread numbers included (default: numbers "
+            "read as a careful reader says them; docs/parity.md lists the differences).",
+        ),
+    ] = False,
 ) -> None:
     """Show the normalised text, the tokens and the segments IndexTTS2 would synthesise."""
+    normalization: NormalizationMode = "official" if official else "corrected"
     if content == "-":
         content = sys.stdin.read()
     located = _locate_model(model)
     if located is None:
-        frontend = TextFrontend(glossary=Glossary.from_yaml(glossary) if glossary else None)
+        frontend = TextFrontend(
+            glossary=Glossary.from_yaml(glossary) if glossary else None, normalization=normalization
+        )
         normalized = frontend.normalize(frontend.check(content))
         if as_json:
             typer.echo(json.dumps({"text": content, "normalized": normalized}, ensure_ascii=False))
@@ -127,7 +139,7 @@ def text(
             out.print(Text(normalized))
         err.print("no model given: pass --model DIR (or a bpe.model) to see tokens and segments")
         return
-    frontend = TextFrontend.from_model(located, glossary=glossary)
+    frontend = TextFrontend.from_model(located, glossary=glossary, normalization=normalization)
     analysis = frontend.analyze(content)
     if as_json:
         typer.echo(json.dumps(_analysis_json(analysis, max_tokens), ensure_ascii=False))
