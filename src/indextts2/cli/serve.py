@@ -101,6 +101,12 @@ def serve(
     voices_dir: Annotated[
         Path | None, typer.Option(help="Where saved voices live (default: INDEXTTS2_HOME/voices).")
     ] = None,
+    sample_voice: Annotated[
+        bool,
+        typer.Option(
+            help="Offer the sample voice shipped with indextts2 (a synthetic clip) as the voice 'sample'."
+        ),
+    ] = True,
     pidfile: Annotated[
         Path | None, typer.Option(help="Pidfile (default: INDEXTTS2_HOME/run/serve-PORT.pid).")
     ] = None,
@@ -153,6 +159,7 @@ def serve(
         allow_ips=tuple(allow_ip or ()),
         cors_origins=tuple(cors_origin or ()),
         voices_dir=(voices_dir or settings.home / "voices").expanduser().resolve(),
+        sample_voice=sample_voice,
         grace_period=grace_period,
         pidfile=(pidfile or settings.home / "run" / f"serve-{port}.pid").expanduser().resolve(),
     )
