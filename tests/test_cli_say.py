@@ -498,6 +498,12 @@ def test_say_and_voice_create_through_a_real_server(
         assert len(raw.stdout_bytes) > 0
         assert len(raw.stdout_bytes) % 2 == 0
 
+        # no --ref and no --voice: the server's built-in sample voice
+        default = say("Hello!", "--server", url, "-o", "d.wav", *QUICK)
+        assert_ok(default)
+        assert "sample voice" in default.stderr
+        wav_samples(workdir / "d.wav")
+
         missing = say("Hello!", "--server", url, "--voice", "nobody", "-o", "c.wav", *QUICK)
         line = assert_one_line_error(missing, after_load=True)
         assert "nobody" in line
