@@ -7,6 +7,8 @@ check that). docs/parity.md lists the same corrections.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -178,3 +180,30 @@ def test_an_unknown_mode_is_refused() -> None:
 def test_the_corrections_never_fail(text: str) -> None:
     # arbitrary mixes of digits, signs and separators: the pre-pass and the FST always answer
     assert isinstance(CORRECTED.normalize(text), str)
+
+
+@pytest.mark.goldens
+@pytest.mark.parametrize(
+    ("text", "language", "reading", "official"),
+    [
+        ("价格¥1,234.56", "zh", "价格一千二百三十四点五六元", "价格一元,两百三十四点五六"),
+        (
+            "It costs $1,234.56",
+            "en",
+            "It costs one thousand two hundred and thirty four dollars and fifty six cents",
+            "It costs thousand two hundred and thirty four point five six dollars",
+        ),
+    ],
+)
+def test_indextts_2_5_reads_numbers_through_the_same_modes(
+    goldens25: Path, text: str, language: str, reading: str, official: str
+) -> None:
+    from indextts2.text.multilingual import MultilingualFrontend
+
+    checkpoint = goldens25 / "checkpoint"
+    corrected = MultilingualFrontend.from_model(checkpoint).analyze(text, language=language)
+    as_official = MultilingualFrontend.from_model(checkpoint, normalization="official").analyze(
+        text, language=language
+    )
+    assert corrected.after_normalization == reading
+    assert as_official.after_normalization == official
