@@ -17,6 +17,7 @@ owns the model and batches the requests of all threads together at every stage.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import hashlib
 import json
@@ -37,6 +38,7 @@ from indextts2.audio import Audio, AudioSource, load_audio
 from indextts2.engine import AudioChunk, Engine, EngineConfig, EngineStats, StreamingOptions, SynthesisJob
 from indextts2.engine.pacing import paced_codes
 from indextts2.engine.scheduler import PROMPT_OVERHEAD, max_positions
+from indextts2.engine.stats import StageObserver
 from indextts2.errors import IndexTTS2Error, InvalidInput, TextTooLong
 from indextts2.model.decoding import make_generator
 from indextts2.model.dummy import DUMMY_SEED
@@ -500,6 +502,7 @@ class Synthesizer:
         emotion: Emotion | None = None,
         options: SynthesisOptions | None = None,
         streaming: StreamingOptions | None = None,
+        observer: StageObserver | None = None,
     ) -> Iterator[AudioChunk]:
         """Speak ``text`` in ``voice``, one chunk per segment as soon as it is rendered.
 
@@ -515,12 +518,14 @@ class Synthesizer:
             streaming: a short first segment and chunked rendering for an earlier first chunk
                 (:meth:`StreamingOptions.low_latency`); default: whole segments, the same audio as
                 :meth:`synthesize`.
+            observer: told of the request's time in each engine stage (``engine.StageSpan``, on the
+                engine thread), for tracing; the unbatched path (``engine=False``) reports none.
 
         Raises:
             InvalidInput, TextTooLong, AudioDecodeError: before anything is generated.
         """
         request = self._prepare(text, voice=voice, emotion=emotion, options=options, streaming=streaming)
-        return self._generate(request)
+        return self._generate(request, observer=observer)
 
     def synthesize_batch(
         self,
@@ -654,8 +659,10 @@ class Synthesizer:
         parallel: int = 1,
         backpressure: bool = True,
         exact_codes: Sequence[int] | None = None,
+        observer: StageObserver | None = None,
     ) -> SynthesisJob:
-        """The engine's view of a request (its conditioning runs on the engine thread)."""
+        """The engine's view of a request (its conditioning runs on the engine thread; its log lines
+        are emitted in the caller's context)."""
 
         def prepare(model: TTSModel) -> list[Segment]:
             return self._segments(request, exact_codes)
@@ -669,6 +676,8 @@ class Synthesizer:
             noise_source=self._noise_source,
             min_codes=exact_codes,
             backpressure=backpressure,
+            observer=observer,
+            log_context=contextvars.copy_context(),
         )
 
     def _paced(self, request: _Request) -> list[int] | None:
@@ -680,7 +689,11 @@ class Synthesizer:
         return [min(count, request.options.max_codes) for count in counts]
 
     def _generate(
-        self, request: _Request, *, exact_codes: Sequence[int] | None = None
+        self,
+        request: _Request,
+        *,
+        exact_codes: Sequence[int] | None = None,
+        observer: StageObserver | None = None,
     ) -> Iterator[AudioChunk]:
         """The request's chunks: through the engine, or alone (``engine=False``)."""
         if exact_codes is None:
@@ -690,7 +703,7 @@ class Synthesizer:
         if not self.batching:
             yield from self._generate_alone(request, exact_codes)
             return
-        handle = self.engine.submit(self._job(request, exact_codes=exact_codes), wait=True)
+        handle = self.engine.submit(self._job(request, exact_codes=exact_codes, observer=observer), wait=True)
         try:
             yield from handle
         finally:

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from log_scan import PROCESS_LOGS
 
 from indextts2.audio import Audio
 
@@ -59,6 +60,7 @@ class ServerProcess:
         self.port = free_port() if "--port" not in args else int(args[args.index("--port") + 1])
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = home / f"server-{self.port}-{time.monotonic_ns()}.log"
+        PROCESS_LOGS.append(self.log_path)  # scanned for credentials when the run ends
         port_args = [] if "--port" in args else ["--port", str(self.port)]
         command = [*SERVE_COMMAND, "serve", *port_args, *MODEL_ARGS, *args]
         environment = {**os.environ, "INDEXTTS2_HOME": str(home), **(env or {})}

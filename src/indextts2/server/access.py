@@ -1,12 +1,16 @@
-"""Access control, as one Litestar guard: the IP allow-list, API keys, HTTP Basic, rate limits.
+"""Access control, as one Litestar guard: the IP allow-list, API keys and tokens, HTTP Basic,
+scopes, rate limits and daily quotas.
 
 Route handlers say what they need through ``opt``:
 
 - ``opt={"public": True}``: no key needed (health checks, the schema, static assets);
 - ``opt={"web_page": True}``: public, unless the server asks browsers for HTTP Basic;
-- ``opt={"rate_limited": True}``: counts against the key's and the address's rate limits.
+- ``opt={"rate_limited": True}``: counts against the key's and the address's rate limits;
+- ``opt={"permission": "synthesis"}`` or ``"voices"``: a token needs the scope the server asks for
+  (``identity.py``); synthesis also checks the caller's daily audio quota.
 
-Everything else needs a key whenever the server has keys. The allow-list applies to every route.
+Everything else needs a key (or a token) whenever the server has them. The allow-list applies to
+every route. The caller found here is the request's (``context.py``): metering and logs use it.
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from indextts2.server.auth import KeyRing, credentials_from_header
 from indextts2.server.config import ServerConfig
+from indextts2.server.context import current_request
 from indextts2.server.errors import Forbidden, RateLimited, Unauthorized, UnsupportedMediaType
+from indextts2.server.identity import ANONYMOUS, Authenticator, Caller, Permission
 from indextts2.server.limits import IpAllowList, RateLimiter
+from indextts2.server.usage import UsageMeter
 
 __all__ = ["AccessControl", "access_guard", "multipart_only"]
 
@@ -27,8 +33,10 @@ __all__ = ["AccessControl", "access_guard", "multipart_only"]
 class AccessControl:
     """The server's access rules, built once from its config."""
 
-    def __init__(self, config: ServerConfig) -> None:
-        self.keys = KeyRing(plain_keys=config.api_keys, keys_file=config.api_keys_file)
+    def __init__(self, config: ServerConfig, *, usage: UsageMeter | None = None) -> None:
+        self.authenticator = Authenticator(config)
+        self.keys = self.authenticator.keys
+        self.usage = usage
         self.allow_list = IpAllowList(config.allow_ips)
         self.basic_auth = config.basic_auth
         self.key_limiter = RateLimiter(config.rate_limit) if config.rate_limit else None
@@ -36,9 +44,9 @@ class AccessControl:
 
     @property
     def needs_key(self) -> bool:
-        return self.keys.enabled
+        return self.authenticator.enabled
 
-    def check(
+    async def check(
         self,
         *,
         client: str | None,
@@ -46,37 +54,45 @@ class AccessControl:
         public: bool,
         web_page: bool,
         rate_limited: bool,
-    ) -> str | None:
-        """Admit a request or raise; returns the name of the key used (None without one).
+        permission: Permission | None = None,
+    ) -> Caller | None:
+        """Admit a request or raise; returns the caller (None on a public route, where nobody is asked).
 
         Raises:
-            Forbidden: the address is not allowed.
-            Unauthorized: a key is needed and missing or wrong.
+            Forbidden: the address is not allowed, or the token lacks the scope.
+            Unauthorized: a key or token is needed and missing or not valid.
             RateLimited: the key or the address is over its rate limit.
+            QuotaExceeded: the caller has used its audio seconds for today.
         """
         if not self.allow_list.allows(client):
             raise Forbidden(f"address {client or 'unknown'} is not allowed to use this server (--allow-ip)")
-        key_name: str | None = None
-        if self.keys.enabled:
-            presented = credentials_from_header(authorization)
-            key_name = self.keys.authenticate(presented)
-            needs_key = not public and (not web_page or self.basic_auth)
-            if needs_key and key_name is None:
-                scheme = "Basic" if web_page else "Bearer"
-                if presented is None:
-                    raise Unauthorized(
-                        "this server needs an API key: send the header 'Authorization: Bearer <key>' "
-                        "(the web page has a field for it)",
-                        scheme=scheme,
-                    )
-                raise Unauthorized(
-                    "the API key is not valid; check it, or ask the operator for one", scheme=scheme
-                )
+        needs_key = not public and (not web_page or self.basic_auth)
+        if not needs_key:
+            return None
+        caller = ANONYMOUS
+        if self.authenticator.enabled:
+            scheme = "Basic" if web_page else "Bearer"
+            try:
+                found = await self.authenticator.authenticate(authorization)
+            except Unauthorized as exc:
+                exc.scheme = scheme
+                raise
+            if found is None:
+                raise Unauthorized(self.authenticator.missing_credentials(), scheme=scheme)
+            caller = found
+        context = current_request()
+        if context is not None:  # from here on, refusals count as the caller's errors
+            context.caller = caller.id
+            context.metered = True
+        if permission is not None:
+            self.authenticator.authorize(caller, permission)
         if rate_limited:
-            self._charge(key_name, client)
-        return key_name
+            self._charge(caller, client)
+        if permission == "synthesis" and self.usage is not None:
+            self.usage.check_quota(caller.id)
+        return caller
 
-    def _charge(self, key_name: str | None, client: str | None) -> None:
+    def _charge(self, caller: Caller, client: str | None) -> None:
         address = client or "unknown"
         if self.ip_limiter is not None:
             wait = self.ip_limiter.acquire(address)
@@ -87,10 +103,11 @@ class AccessControl:
                     retry_after=wait,
                 )
         if self.key_limiter is not None:
-            identity = f"key:{key_name}" if key_name else f"ip:{address}"
-            wait = self.key_limiter.acquire(identity)
+            # per caller; without authentication, per address
+            anonymous = caller.kind == "anonymous"
+            wait = self.key_limiter.acquire(f"ip:{address}" if anonymous else caller.id)
             if wait > 0:
-                who = f"key {key_name}" if key_name else address
+                who = address if anonymous else caller.id.replace(":", " ", 1)
                 raise RateLimited(
                     f"too many requests for {who} (limit {self.key_limiter.limit}); "
                     f"retry in {RateLimiter.retry_after_seconds(wait)} s",
@@ -106,13 +123,15 @@ async def access_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: 
     access: AccessControl = connection.app.state.access
     opt = handler.opt
     client = connection.client.host if connection.client else None
-    connection.state.api_key_name = access.check(
+    caller = await access.check(
         client=client,
         authorization=connection.headers.get("authorization"),
         public=bool(opt.get("public")),
         web_page=bool(opt.get("web_page")),
         rate_limited=bool(opt.get("rate_limited")),
+        permission=opt.get("permission"),
     )
+    connection.state.caller = caller
 
 
 async def multipart_only(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:

@@ -21,6 +21,7 @@ The interface is generic over the job (tests run plain generators through it).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import math
 import queue
@@ -73,6 +74,8 @@ class Ticket(Generic[T]):
         self.deadline = self.submitted_at + timeout if timeout else math.inf
         self.started_at: float | None = None
         """When a worker picked the job up (monotonic seconds)."""
+        self.context = contextvars.copy_context()
+        """The submitter's context, which the job runs in (its log lines carry the request's id)."""
         self.first_item_at: float | None = None
         """When the first item reached the event loop (monotonic seconds)."""
 
@@ -295,7 +298,7 @@ class Admission:
                 self._in_flight += 1
             started = time.monotonic()
             try:
-                ticket._run()
+                ticket.context.run(ticket._run)
             finally:
                 elapsed = time.monotonic() - started
                 with self._lock:

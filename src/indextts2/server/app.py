@@ -21,11 +21,14 @@ from indextts2.__about__ import __version__
 from indextts2.server.access import AccessControl, access_guard
 from indextts2.server.admission import Admission
 from indextts2.server.config import ServerConfig
+from indextts2.server.context import RequestContextLayer, log_access
 from indextts2.server.docs import OfflineDocsPlugin
 from indextts2.server.errors import exception_handlers
 from indextts2.server.metrics import Metrics, metrics_middleware
 from indextts2.server.routes import route_handlers
 from indextts2.server.speech import SpeechService
+from indextts2.server.telemetry import Tracing
+from indextts2.server.usage import UsageMeter
 from indextts2.server.voices import VoiceStore
 
 __all__ = ["create_app"]
@@ -36,8 +39,9 @@ Loader = Callable[[ServerConfig], Any]
 
 _DESCRIPTION = (
     "IndexTTS2 speech over HTTP: `/v1/tts` (multipart, streaming), `/v1/audio/speech` (OpenAI-compatible), "
-    "saved voices under `/v1/voices`. Send `Authorization: Bearer <key>` when the server has keys. Every "
-    'error is JSON: `{"error": {"code": ..., "message": ...}}`.'
+    "saved voices under `/v1/voices`. Send `Authorization: Bearer <key>` (an API key or a JWT) when the "
+    'server has keys. Every error is JSON: `{"error": {"code": ..., "message": ..., "request_id": ...}}`; '
+    "every response carries `X-Request-ID`."
 )
 
 
@@ -55,6 +59,12 @@ def _add_sample_voice(voices: VoiceStore) -> None:
 
     clip = sample_voice()
     voices.add_builtin(SAMPLE_VOICE_NAME, clip, duration=soundfile.info(str(clip)).duration)
+
+
+def _default_usage_db(config: ServerConfig) -> Any:
+    from indextts2.settings import Settings
+
+    return Settings.from_env().home / "usage.sqlite3"
 
 
 def create_app(
@@ -81,13 +91,22 @@ def create_app(
     if config.sample_voice:
         _add_sample_voice(voices)
     speech = SpeechService(config=config, synthesizer=synthesizer, admission=admission, voices=voices)
-    access = AccessControl(config)
+    usage = UsageMeter(
+        config.usage_db or _default_usage_db(config),
+        daily_quota=config.daily_audio_quota,
+        caller_quotas=config.caller_quotas,
+        registry=metrics.registry,
+        metrics_callers=config.metrics_callers,
+    )
+    access = AccessControl(config, usage=usage)
+    tracing = Tracing(config.tracing)
     metrics.bind_admission(lambda: admission.queued, lambda: admission.in_flight)
     metrics.bind_engine(speech.engine_stats)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(voices.load)
+        await anyio.to_thread.run_sync(usage.start)
         admission.start()
         loading: asyncio.Task[None] | None = None
         if speech.synthesizer is None and loader is not None:
@@ -105,14 +124,15 @@ def create_app(
                 close = getattr(speech.synthesizer, "close", None)
                 if close is not None:
                     close()
+            await anyio.to_thread.run_sync(usage.stop)
             logger.info("server stopped")
 
     cors = (
         CORSConfig(
             allow_origins=list(config.cors_origins),
             allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type"],
-            expose_headers=["Retry-After", "X-Sample-Rate", "X-Audio-Duration"],
+            allow_headers=["Authorization", "Content-Type", config.request_id_header, "traceparent"],
+            expose_headers=["Retry-After", "X-Sample-Rate", "X-Audio-Duration", config.request_id_header],
         )
         if config.cors_origins
         else None
@@ -126,14 +146,15 @@ def create_app(
         components=Components(security_schemes={"apiKey": SecurityScheme(type="http", scheme="bearer")}),
         security=[{"apiKey": []}],
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=route_handlers(),
         lifespan=[lifespan],
-        state=State({"speech": speech, "metrics": metrics, "access": access}),
+        state=State({"speech": speech, "metrics": metrics, "access": access, "usage": usage}),
         dependencies={
             "speech": Provide(_provide_speech, sync_to_thread=False),
             "metrics": Provide(_provide_metrics, sync_to_thread=False),
             "access": Provide(_provide_access, sync_to_thread=False),
+            "usage": Provide(_provide_usage, sync_to_thread=False),
         },
         guards=[access_guard],
         middleware=[metrics_middleware(metrics)],
@@ -144,6 +165,14 @@ def create_app(
         logging_config=None,
         debug=False,
     )
+    # outside Litestar's exception handling, so that every answer (404s, errors) gets a request id
+    app.asgi_handler = RequestContextLayer(
+        app.asgi_handler,
+        header=config.request_id_header,
+        trace=tracing.enabled,
+        listeners=[usage.record, log_access, tracing.export],
+    )
+    return app
 
 
 async def _load(speech: SpeechService, loader: Loader, metrics: Metrics) -> None:
@@ -171,3 +200,7 @@ def _provide_metrics(state: State) -> Metrics:
 
 def _provide_access(state: State) -> AccessControl:
     return state.access
+
+
+def _provide_usage(state: State) -> UsageMeter:
+    return state.usage

@@ -1,9 +1,10 @@
 """HTTP errors of the server and the one place that turns every error into a JSON answer.
 
-Every answer for an error has the body ``{"error": {"code": ..., "message": ...}}``; the message says
-what to fix. Library errors (:class:`IndexTTS2Error`) carry their own ``http_status`` and ``code``;
-Litestar's own errors (unknown route, validation, oversize body) are mapped here too, so a client never
-sees a different shape, and user input never produces a 500.
+Every answer for an error has the body ``{"error": {"code": ..., "message": ..., "request_id": ...}}``;
+the message says what to fix; the request id is the one in the ``X-Request-ID`` header and the logs.
+Library errors (:class:`IndexTTS2Error`) carry their own ``http_status`` and ``code``; Litestar's own
+errors (unknown route, validation, oversize body) are mapped here too, so a client never sees a
+different shape, and user input never produces a 500.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from indextts2.errors import IndexTTS2Error, Overloaded
+from indextts2.server.context import current_request_id
 
 __all__ = [
     "ClientDisconnected",
@@ -24,6 +26,7 @@ __all__ = [
     "GatewayTimeout",
     "NotReady",
     "PayloadTooLarge",
+    "QuotaExceeded",
     "RateLimited",
     "Unauthorized",
     "UnsupportedMediaType",
@@ -35,18 +38,20 @@ logger = logging.getLogger(__name__)
 
 
 class Unauthorized(IndexTTS2Error):
-    """No API key, or a key the server does not know. ``scheme`` goes into WWW-Authenticate."""
+    """No API key, or a key the server does not know. ``scheme`` goes into WWW-Authenticate, with
+    RFC 6750's ``error`` (``invalid_token``) when a bearer token was refused."""
 
     http_status = 401
     code = "unauthorized"
 
-    def __init__(self, message: str, *, scheme: str = "Bearer") -> None:
+    def __init__(self, message: str, *, scheme: str = "Bearer", error: str | None = None) -> None:
         super().__init__(message)
         self.scheme = scheme
+        self.error = error
 
 
 class Forbidden(IndexTTS2Error):
-    """The client's address is not on the allow-list."""
+    """The client's address is not on the allow-list, or the caller may not do this."""
 
     http_status = 403
     code = "forbidden"
@@ -86,6 +91,12 @@ class RateLimited(Overloaded):
     code = "rate_limited"
 
 
+class QuotaExceeded(Overloaded):
+    """The caller has used its audio seconds for the day."""
+
+    code = "quota_exceeded"
+
+
 class NotReady(IndexTTS2Error):
     """The model is not loaded (yet), or the server is shutting down."""
 
@@ -101,7 +112,12 @@ class GatewayTimeout(IndexTTS2Error):
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message}}
+    """The JSON of an error; with the request's id (``request_id``) inside a request."""
+    body: dict[str, Any] = {"code": code, "message": message}
+    request_id = current_request_id()
+    if request_id is not None:
+        body["request_id"] = request_id
+    return {"error": body}
 
 
 def _json_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response[Any]:
@@ -122,7 +138,8 @@ def _library_error(request: Request[Any, Any, Any], exc: IndexTTS2Error) -> Resp
     if isinstance(exc, Overloaded):
         headers.update(_retry_after_header(exc.retry_after))
     if isinstance(exc, Unauthorized):
-        headers["WWW-Authenticate"] = f'{exc.scheme} realm="indextts2"'
+        error = f', error="{exc.error}"' if exc.error else ""
+        headers["WWW-Authenticate"] = f'{exc.scheme} realm="indextts2"{error}'
     if exc.http_status >= 500:
         logger.error("%s %s: %s", request.method, request.url.path, exc)
     return _json_error(exc.http_status, exc.code, exc.message, headers)

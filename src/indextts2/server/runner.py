@@ -16,6 +16,7 @@ import uvicorn
 from indextts2.errors import ConfigError, IndexTTS2Error
 from indextts2.server.app import create_app
 from indextts2.server.config import ServerConfig, is_loopback_host
+from indextts2.server.context import ACCESS_LOGGER
 from indextts2.server.process import Pidfile
 
 __all__ = ["load_synthesizer", "serve"]
@@ -118,7 +119,7 @@ def serve(
         replace: stop the server recorded in the pidfile first, and take over its port.
         loader: loads the Synthesizer (default :func:`load_synthesizer`); runs in the background.
         forwarded_allow_ips: proxies trusted for X-Forwarded-For (uvicorn's setting; default 127.0.0.1).
-        access_log: log one line per request.
+        access_log: log one line per request (the ``indextts2.server.access`` logger).
 
     Raises:
         ConfigError: an exposed bind without keys, another server running, an unusable pidfile.
@@ -149,13 +150,14 @@ def serve(
             raise
 
     _steady_heap()
+    logging.getLogger(ACCESS_LOGGER).disabled = not access_log
     app = create_app(config, loader=guarded_loader)
     uvicorn_config = uvicorn.Config(
         app,
         host=config.host,
         port=config.port,
         log_config=None,
-        access_log=access_log,
+        access_log=False,  # the app writes its own, with request id, caller and latency (context.py)
         lifespan="on",
         timeout_graceful_shutdown=max(1, int(config.grace_period)),
         proxy_headers=True,

@@ -14,6 +14,7 @@ from typing import Any
 
 import anyio
 
+from indextts2.engine.stats import StageObserver
 from indextts2.errors import InvalidInput
 from indextts2.server.admission import Admission, Ticket
 from indextts2.server.config import ServerConfig
@@ -104,8 +105,10 @@ class SpeechService:
 
     # ---- synthesis
 
-    def start(self, request: SpeechRequest) -> Ticket[Any]:
+    def start(self, request: SpeechRequest, *, observer: StageObserver | None = None) -> Ticket[Any]:
         """Queue a synthesis; its ticket yields the Synthesizer's AudioChunks.
+
+        ``observer`` is told of the request's time in each engine stage (tracing).
 
         Quick checks (an unknown saved voice, the server not ready) raise here; the Synthesizer's own
         validation runs first thing on the worker and comes out of the ticket before any audio.
@@ -139,8 +142,9 @@ class SpeechService:
                 from indextts2.engine import StreamingOptions
 
                 streaming = StreamingOptions.low_latency()
+            traced = {"observer": observer} if observer is not None else {}
             yield from synthesizer.stream(
-                request.text, voice=voice, emotion=emotion, options=options, streaming=streaming
+                request.text, voice=voice, emotion=emotion, options=options, streaming=streaming, **traced
             )
 
         return self.admission.submit(job, timeout=config.request_timeout)

@@ -12,10 +12,12 @@ from litestar.response import Stream
 
 from indextts2.audio import content_type
 from indextts2.server.access import AccessControl
+from indextts2.server.context import current_request
 from indextts2.server.metrics import Metrics
 from indextts2.server.requests import SpeechRequest
 from indextts2.server.speech import SpeechService
 from indextts2.server.streaming import SynthesisRun, audio_bytes, collect_audio, encode_audio, sse_events
+from indextts2.server.telemetry import stage_observer
 
 __all__ = ["AUDIO_RESPONSES", "Access", "MetricsDep", "Speech", "audio_media_type", "speak"]
 
@@ -53,8 +55,12 @@ async def speak(
 
     The first chunk is awaited before the response starts, so errors are still 4xx JSON.
     """
-    run = SynthesisRun(speech.start(parsed), metrics, target_rate=parsed.sample_rate)
+    context = current_request()
+    ticket = speech.start(parsed, observer=stage_observer(context))
+    run = SynthesisRun(ticket, metrics, target_rate=parsed.sample_rate)
     await run.start()
+    if context is not None:  # the text counts once the synthesis is under way
+        context.characters = len(parsed.text)
     headers = {"X-Sample-Rate": str(run.sample_rate), "Cache-Control": "no-store"}
     if sse:
         return Stream(sse_events(run, parsed.format), media_type="text/event-stream", headers=headers)

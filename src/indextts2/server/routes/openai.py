@@ -25,7 +25,7 @@ def served_models(speech: Speech) -> list[str]:
 
 @post(
     "/v1/audio/speech",
-    opt={"rate_limited": True},
+    opt={"rate_limited": True, "permission": "synthesis"},
     tags=["openai"],
     summary="OpenAI-compatible speech",
     description=(

@@ -16,7 +16,7 @@ __all__ = ["HANDLERS", "tts"]
 
 @post(
     "/v1/tts",
-    opt={"rate_limited": True},
+    opt={"rate_limited": True, "permission": "synthesis"},
     guards=[multipart_only],
     tags=["speech"],
     summary="Synthesize speech",

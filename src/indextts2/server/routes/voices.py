@@ -43,7 +43,7 @@ async def list_voices(speech: Speech) -> dict[str, Any]:
 
 @post(
     "/v1/voices",
-    opt={"rate_limited": True},
+    opt={"rate_limited": True, "permission": "voices"},
     guards=[multipart_only],
     tags=["voices"],
     summary="Save a voice",
@@ -76,7 +76,13 @@ async def show_voice(speech: Speech, voice_id: FromPath[str]) -> dict[str, Any]:
     return speech.voices.get(voice_id).to_json()
 
 
-@delete("/v1/voices/{voice_id:str}", tags=["voices"], summary="Delete a saved voice", status_code=200)
+@delete(
+    "/v1/voices/{voice_id:str}",
+    opt={"permission": "voices"},
+    tags=["voices"],
+    summary="Delete a saved voice",
+    status_code=200,
+)
 async def delete_voice(speech: Speech, voice_id: FromPath[str]) -> dict[str, Any]:
     record = await anyio.to_thread.run_sync(functools.partial(speech.voices.delete, voice_id))
     return {"id": record.id, "deleted": True}
