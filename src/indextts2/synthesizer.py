@@ -27,6 +27,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
@@ -35,6 +36,7 @@ import torch
 
 from indextts2.audio import Audio, AudioSource, load_audio
 from indextts2.engine import AudioChunk, Engine, EngineConfig, EngineStats, StreamingOptions, SynthesisJob
+from indextts2.engine.pacing import paced_codes
 from indextts2.engine.scheduler import PROMPT_OVERHEAD, max_positions
 from indextts2.engine.stats import StageObserver
 from indextts2.errors import IndexTTS2Error, InvalidInput, TextTooLong
@@ -54,6 +56,7 @@ if TYPE_CHECKING:
     from indextts2.store.progress import Progress
     from indextts2.text import Segment as TextSegment
     from indextts2.text import TextFrontend
+    from indextts2.text.normalize import NormalizationMode
 
 __all__ = ["DEFAULT_MAX_TEXT_CHARS", "MIN_REFERENCE_SECONDS", "AudioChunk", "Synthesizer", "resolve_device"]
 
@@ -196,6 +199,7 @@ class Synthesizer:
         max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
         progress: Progress | None = None,
         engine: EngineConfig | Literal[False] | None = None,
+        normalization: NormalizationMode = "corrected",
     ) -> Synthesizer:
         """Load a model once.
 
@@ -213,6 +217,9 @@ class Synthesizer:
             engine: the batching engine's settings (default :class:`~indextts2.engine.EngineConfig`);
                 ``False`` runs every request alone, one at a time, without the engine (the
                 unbatched path, a baseline for benchmarks and a fallback).
+            normalization: how the text front end reads numbers: ``corrected`` (as a careful reader
+                says them) or ``official`` (exactly the official front end, misreadings included;
+                see :class:`~indextts2.text.TextNormalizer`).
 
         Raises:
             ModelNotFound, ModelFilesMissing, LicenseNotAccepted, StoreError: from the model store.
@@ -230,7 +237,13 @@ class Synthesizer:
         preset = dummy_preset(name)
         if preset is not None:
             network = TTSModel.dummy(preset)
-            text = TextFrontend.from_model(dummy_bpe_model(), max_text_chars=max_text_chars)
+            # the golden checkpoint's 1000-piece vocabulary lacks most Chinese characters: no warning
+            text = TextFrontend.from_model(
+                dummy_bpe_model(),
+                max_text_chars=max_text_chars,
+                warn_unknown_pieces=False,
+                normalization=normalization,
+            )
             fingerprint = _fingerprint({"preset": preset, "seed": DUMMY_SEED})
         else:
             files = resolve_model(
@@ -242,7 +255,9 @@ class Synthesizer:
                 progress=progress,
             )
             network = TTSModel.from_files(files)
-            text = TextFrontend.from_model(files.root, max_text_chars=max_text_chars)
+            text = TextFrontend.from_model(
+                files.root, max_text_chars=max_text_chars, normalization=normalization
+            )
             fingerprint = _files_fingerprint(files, network)
             name = files.model_id
         network.to(target)
@@ -534,7 +549,10 @@ class Synthesizer:
         requests = [self._prepare(text, voice=voice, emotion=emotion, options=options) for text in texts]
         if self.batching:
             handles = [
-                self.engine.submit(self._job(r, parallel=batch_segments, backpressure=False), wait=True)
+                self.engine.submit(
+                    self._job(r, parallel=batch_segments, backpressure=False, exact_codes=self._paced(r)),
+                    wait=True,
+                )
                 for r in requests
             ]
             try:
@@ -543,15 +561,20 @@ class Synthesizer:
                 for handle in handles:
                     handle.cancel()
         with self._lock:
-            jobs = [(r, segment) for r in requests for segment in self._segments(r)]
+            jobs: list[tuple[_Request, Segment, int]] = []
+            for r in requests:
+                counts = self._paced(r)
+                segments = self._segments(r, counts)
+                jobs.extend(zip(repeat(r), segments, counts or repeat(0)))
             waves: dict[int, list[np.ndarray]] = {id(r): [] for r in requests}
             for start in range(0, len(jobs), batch_segments):
                 batch = jobs[start : start + batch_segments]
-                segments = [segment for _, segment in batch]
+                segments = [segment for _, segment, _ in batch]
+                floors = [count for _, _, count in batch]
                 results = self.model.render(
-                    segments, self.model.decode(segments), noise_source=self._noise_source
+                    segments, self.model.decode(segments, min_codes=floors), noise_source=self._noise_source
                 )
-                for (request, _), result in zip(batch, results, strict=True):
+                for (request, _, _), result in zip(batch, results, strict=True):
                     waves[id(request)].append(result.wave.numpy())
         return [self._join(r, waves[id(r)]) for r in requests]
 
@@ -657,6 +680,14 @@ class Synthesizer:
             log_context=contextvars.copy_context(),
         )
 
+    def _paced(self, request: _Request) -> list[int] | None:
+        """Code counts for a model that never stops (random weights), else None: see engine.pacing."""
+        model = self.model
+        if not model.random_weights:
+            return None
+        counts = paced_codes([segment.tokens for segment in request.segments], model.codes_per_second)
+        return [min(count, request.options.max_codes) for count in counts]
+
     def _generate(
         self,
         request: _Request,
@@ -665,6 +696,8 @@ class Synthesizer:
         observer: StageObserver | None = None,
     ) -> Iterator[AudioChunk]:
         """The request's chunks: through the engine, or alone (``engine=False``)."""
+        if exact_codes is None:
+            exact_codes = self._paced(request)
         if exact_codes is not None and len(exact_codes) != len(request.segments):
             raise InvalidInput(f"{len(exact_codes)} code counts for {len(request.segments)} segments")
         if not self.batching:

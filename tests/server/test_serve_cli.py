@@ -25,7 +25,10 @@ def test_exposed_address_without_a_key_refuses_to_start() -> None:
 
 
 def test_conflicting_and_malformed_flags() -> None:
-    assert "one of --gpu and --cpu" in runner.invoke(app, ["serve", "--gpu", "--cpu"]).output
+    assert "choose one device, not --gpu and --cpu" in runner.invoke(app, ["serve", "--gpu", "--cpu"]).output
+    both = runner.invoke(app, ["serve", "--cpu", "--device", "cuda"]).output
+    assert "choose one device, not --cpu and --device cuda" in both
+    assert "unknown device 'gpu0'" in runner.invoke(app, ["serve", "--device", "gpu0"]).output
     assert "N/unit" in runner.invoke(app, ["serve", "--rate-limit", "fast"]).output
     assert "not an address or CIDR" in runner.invoke(app, ["serve", "--allow-ip", "lan"]).output
     assert "--basic-auth checks API keys" in runner.invoke(app, ["serve", "--basic-auth"]).output

@@ -36,8 +36,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-AudioFormat = Literal["wav", "flac", "mp3", "opus", "ogg", "pcm"]
+AudioFormat = Literal["wav", "flac", "mp3", "opus", "ogg", "pcm", "aac"]
 FORMATS: tuple[str, ...] = ("wav", "flac", "mp3", "opus", "ogg", "pcm")
+"""What every install writes (libsndfile). ``aac`` needs the optional extra (``indextts2.audio.aac``)."""
 AudioSource = str | os.PathLike[str] | bytes | bytearray | memoryview | BinaryIO
 
 # soundfile (format, subtype) per output format; pcm is written by hand.
@@ -55,6 +56,7 @@ _CONTENT_TYPES = {
     "opus": "audio/ogg; codecs=opus",
     "ogg": "audio/ogg",
     "pcm": "audio/L16",
+    "aac": "audio/aac",
 }
 # Opus only runs at 8, 12, 16, 24 or 48 kHz; we pick the smallest of 24/48 kHz that keeps the band.
 _OPUS_RATES = (24000, 48000)
@@ -163,8 +165,12 @@ def encode(audio: Audio, format: AudioFormat = "wav") -> bytes:
 
     wav and flac are 16-bit PCM at the audio's rate; mp3 at the nearest MP3 rate; opus is Ogg Opus at
     24 or 48 kHz (Opus refuses 22.05 kHz, so the audio is resampled first); ogg is Ogg Vorbis; pcm is
-    raw 16-bit little-endian samples with no header.
+    raw 16-bit little-endian samples with no header; aac is AAC-LC in ADTS frames (the ``aac`` extra).
     """
+    if format == "aac":
+        from indextts2.audio.aac import encode_aac
+
+        return encode_aac(audio.samples, audio.sample_rate)
     if format not in FORMATS:
         raise InvalidInput(f"unknown audio format {format!r}; use one of {', '.join(FORMATS)}")
     if format == "pcm":

@@ -46,8 +46,15 @@ def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 7860,
-    gpu: Annotated[bool, typer.Option("--gpu", help="Run the model on the GPU (cuda).")] = False,
-    cpu: Annotated[bool, typer.Option("--cpu", help="Run the model on the CPU.")] = False,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            "--device",
+            help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps. Default: INDEXTTS2_DEVICE, else auto.",
+        ),
+    ] = None,
+    gpu: Annotated[bool, typer.Option("--gpu", help="Same as --device cuda.")] = False,
+    cpu: Annotated[bool, typer.Option("--cpu", help="Same as --device cpu.")] = False,
     model: Annotated[
         str | None, typer.Option(help="Model id, directory or dummy:tiny (default: INDEXTTS2_MODEL).")
     ] = None,
@@ -97,6 +104,12 @@ def serve(
     voices_dir: Annotated[
         Path | None, typer.Option(help="Where saved voices live (default: INDEXTTS2_HOME/voices).")
     ] = None,
+    sample_voice: Annotated[
+        bool,
+        typer.Option(
+            help="Offer the sample voice shipped with indextts2 (a synthetic clip) as the voice 'sample'."
+        ),
+    ] = True,
     pidfile: Annotated[
         Path | None, typer.Option(help="Pidfile (default: INDEXTTS2_HOME/run/serve-PORT.pid).")
     ] = None,
@@ -185,19 +198,21 @@ def serve(
     from indextts2.server.config import RateLimit, ServerConfig
     from indextts2.server.process import render_systemd_unit
 
-    if gpu and cpu:
-        raise ConfigError("choose one of --gpu and --cpu")
+    aliases = [flag for flag, given in (("--gpu", gpu), ("--cpu", cpu)) if given]
+    if len(aliases) + (device is not None) > 1:
+        given = [*aliases, *([f"--device {device}"] if device is not None else [])]
+        raise ConfigError(f"choose one device, not {' and '.join(given)}")
+    alias = "cuda" if gpu else "cpu" if cpu else None
+    settings = Settings.from_env().with_overrides(model=model, device=device or alias)
     from indextts2.server.logs import LOG_FORMATS
 
     if log_format not in LOG_FORMATS:
         raise ConfigError(f"--log-format {log_format!r}: use one of {', '.join(LOG_FORMATS)}")
-    settings = Settings.from_env().with_overrides(model=model)
-    device = "cuda" if gpu else "cpu" if cpu else settings.device
     config = ServerConfig(
         host=host,
         port=port,
         model=settings.model,
-        device=device,
+        device=settings.device,
         api_keys=tuple(api_key or ()),
         api_keys_file=api_keys_file.expanduser().resolve() if api_keys_file else None,
         basic_auth=basic_auth,
@@ -215,6 +230,7 @@ def serve(
         allow_ips=tuple(allow_ip or ()),
         cors_origins=tuple(cors_origin or ()),
         voices_dir=(voices_dir or settings.home / "voices").expanduser().resolve(),
+        sample_voice=sample_voice,
         grace_period=grace_period,
         pidfile=(pidfile or settings.home / "run" / f"serve-{port}.pid").expanduser().resolve(),
         jwt=jwt_config(
@@ -241,6 +257,10 @@ def serve(
     if basic_auth and not config.needs_key:
         raise ConfigError("--basic-auth checks API keys: give --api-keys-file (or --api-key) too")
     config.check_exposure()
+    if not print_systemd_unit:  # a unit may be written for another machine
+        from indextts2.synthesizer import resolve_device
+
+        resolve_device(config.device)  # an unknown device, or CUDA where there is none: one line now
     if print_systemd_unit:
         serve_args = _serve_args_for_unit()
         writable = [settings.home]

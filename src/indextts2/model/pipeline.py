@@ -33,7 +33,7 @@ from indextts2.model.dummy import perturb_constant_parameters, seeded
 from indextts2.model.emotion import EmotionExemplars, emotion_vector
 from indextts2.model.flow import FlowOptions
 from indextts2.model.gpt import UnifiedVoice, build_dummy_gpt
-from indextts2.model.s2mel import S2Mel, S2MelOutput, S2MelSolve, mel_frames_for_codes
+from indextts2.model.s2mel import CODES_TO_MEL_FRAMES, S2Mel, S2MelOutput, S2MelSolve, mel_frames_for_codes
 from indextts2.model.voice import VoiceEncoder
 from indextts2.model.voice_types import EmotionConditioning, VoiceConditioning
 from indextts2.options import Emotion, GenerationOptions
@@ -166,6 +166,7 @@ class TTSModel(nn.Module):
         exemplars: EmotionExemplars,
         qwen_emotion_dir: Path | None = None,
         dummy_emotion_model: bool = False,
+        random_weights: bool = False,
     ) -> None:
         super().__init__()
         self.config = config
@@ -177,6 +178,7 @@ class TTSModel(nn.Module):
         self._qwen_emotion_dir = qwen_emotion_dir
         self._dummy_emotion_model = dummy_emotion_model
         self._emotion_model: QwenEmotion | None = None
+        self.random_weights = random_weights
         # The voice encoder and s2mel both hold s2mel.pth's length regulator; share one instance so
         # that a dummy build cannot give them different weights.
         self.voice_encoder.length_regulator = self.s2mel.length_regulator
@@ -212,6 +214,7 @@ class TTSModel(nn.Module):
             vocoder=BigVGAN.dummy(config),
             exemplars=exemplars,
             dummy_emotion_model=True,
+            random_weights=True,
         )
         # Zero-initialised layers (the DiT's) would make some inputs irrelevant: every input matters.
         with seeded("perturbation"):
@@ -238,6 +241,11 @@ class TTSModel(nn.Module):
     @property
     def stop_code(self) -> int:
         return self.gpt.config.stop_mel_token
+
+    @property
+    def codes_per_second(self) -> float:
+        """Semantic codes per second of audio (~50 for IndexTTS2): the s2mel rule at speed 1."""
+        return self.sample_rate / self.vocoder.hop_size / CODES_TO_MEL_FRAMES
 
     # ------------------------------------------------------------------------------ conditioning
 

@@ -52,6 +52,16 @@ def _default_voices_dir(config: ServerConfig) -> Any:
     return Settings.from_env().home / "voices"
 
 
+def _add_sample_voice(voices: VoiceStore) -> None:
+    """The sample voice shipped with the package, so that a first visit can speak at once."""
+    import soundfile
+
+    from indextts2.samples import SAMPLE_VOICE_NAME, sample_voice
+
+    clip = sample_voice()
+    voices.add_builtin(SAMPLE_VOICE_NAME, clip, duration=soundfile.info(str(clip)).duration)
+
+
 def _default_usage_db(config: ServerConfig) -> Any:
     from indextts2.settings import Settings
 
@@ -79,6 +89,8 @@ def create_app(
     metrics = Metrics()
     admission = Admission(max_queue=config.max_queue, workers=config.gpu_workers)
     voices = VoiceStore(config.voices_dir or _default_voices_dir(config), cache_size=config.voice_cache_size)
+    if config.sample_voice:
+        _add_sample_voice(voices)
     speech = SpeechService(config=config, synthesizer=synthesizer, admission=admission, voices=voices)
     usage = UsageMeter(
         config.usage_db or _default_usage_db(config),

@@ -130,6 +130,10 @@ class ServerConfig:
     voice_cache_size: int = 64
     """Saved voices whose conditioning stays in memory (least recently used ones are dropped)."""
 
+    sample_voice: bool = False
+    """Offer the sample voice shipped with indextts2 as the built-in voice ``sample`` (``indextts2
+    serve`` turns it on unless ``--no-sample-voice``): a first visit can speak at once."""
+
     grace_period: float = 30.0
     """Seconds in-flight requests get to finish after SIGTERM."""
 

@@ -22,6 +22,8 @@ from litestar.datastructures import UploadFile
 from litestar.params import KwargDefinition
 
 from indextts2.audio import FORMATS, load_audio
+from indextts2.audio.aac import INSTALL_HINT as AAC_INSTALL_HINT
+from indextts2.audio.aac import aac_available
 from indextts2.errors import InvalidInput, TextTooLong
 
 __all__ = [
@@ -112,7 +114,9 @@ class OpenAISpeechBody:
     voice: Annotated[
         str | dict[str, str] | None, described('A saved voice: its id or name, or `{"id": ...}`.')
     ] = None
-    response_format: Annotated[str, described("mp3, opus, flac, wav or pcm (16-bit mono at 24 kHz).")] = "mp3"
+    response_format: Annotated[
+        str, described("mp3, opus, aac (with the aac extra), flac, wav or pcm (16-bit mono at 24 kHz).")
+    ] = "mp3"
     speed: Annotated[float, described("0.25 to 4.0; 1 is the model's own pace.")] = 1.0
     instructions: Annotated[str | None, described("Read as the emotion, described in words.")] = None
     stream_format: Annotated[
@@ -300,10 +304,12 @@ def parse_openai_body(body: OpenAISpeechBody, *, max_text_chars: int) -> tuple[S
     if not voice or not str(voice).strip():
         raise InvalidInput("'voice' is required: the id or name of a saved voice (see GET /v1/voices)")
     fmt = body.response_format.strip().lower()
-    if fmt not in OPENAI_FORMATS or fmt not in FORMATS:
-        supported = [f for f in OPENAI_FORMATS if f in FORMATS]
+    supported = [f for f in OPENAI_FORMATS if f in FORMATS or (f == "aac" and aac_available())]
+    if fmt not in supported:
+        missing = f" (aac needs the server's optional encoder: {AAC_INSTALL_HINT})" if fmt == "aac" else ""
         raise InvalidInput(
-            f"response_format {body.response_format!r} is not supported; use one of {', '.join(supported)}"
+            f"response_format {body.response_format!r} is not supported{missing}; use one of "
+            f"{', '.join(supported)}"
         )
     if body.stream_format not in ("audio", "sse"):
         raise InvalidInput(f"stream_format {body.stream_format!r} is not supported; use 'audio' or 'sse'")

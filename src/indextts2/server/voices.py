@@ -7,6 +7,9 @@ reference, 64 hex digits, so the same recording always gets the same id)::
       <id>/meta.json          what the API shows: id, name, aliases, created, duration, file name, size
       <id>/reference.<ext>    the uploaded bytes, as they came
 
+Built-in voices (the sample voice shipped with the package, ``serve --sample-voice``) are listed
+and used like saved ones, read from the package, never written or deleted.
+
 A voice is written into a temporary directory beside the others and renamed into place, so a crash
 never leaves half a voice, and a restart finds every voice that was acknowledged. A name given when
 the same clip is uploaded again becomes another name of the stored voice (``aliases``); its
@@ -19,6 +22,7 @@ again on first use after a restart, then kept in a small in-memory LRU cache.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -76,6 +80,8 @@ class VoiceRecord:
     consent: bool = True
     aliases: tuple[str, ...] = ()
     """More names of the voice: given when the same clip was uploaded again under another name."""
+    builtin: bool = False
+    """Shipped with indextts2 (the sample voice): always there, cannot be deleted."""
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -93,9 +99,31 @@ class VoiceStore:
     def __init__(self, root: Path, *, cache_size: int = 64) -> None:
         self.root = root
         self._records: dict[str, VoiceRecord] = {}
+        self._builtin: dict[str, tuple[VoiceRecord, Path]] = {}  # id -> record, reference file
         self._lock = threading.Lock()
         self._conditioning: OrderedDict[str, Any] = OrderedDict()
         self._cache_size = cache_size
+
+    # ---- built-in voices
+
+    def add_builtin(self, name: str, reference: Path, *, duration: float) -> VoiceRecord:
+        """Offer a reference clip of the package as a voice named ``name`` (listed first)."""
+        data = reference.read_bytes()
+        record = VoiceRecord(
+            id=hashlib.sha256(data).hexdigest(),
+            name=check_voice_name(name),
+            created=datetime.fromtimestamp(reference.stat().st_mtime, timezone.utc).strftime(
+                "%Y-%m-%dT%H:%M:%SZ"
+            ),
+            duration=round(float(duration), 3),
+            model_id="",
+            filename=reference.name,
+            size=len(data),
+            builtin=True,
+        )
+        with self._lock:
+            self._builtin[record.id] = (record, reference)
+        return record
 
     # ---- disk
 
@@ -153,11 +181,21 @@ class VoiceStore:
             check_voice_name(name)
         with self._lock:
             holder = self._by_name(name) if name else None
+            if holder is not None and holder.builtin:
+                raise Conflict(f"the voice name {name!r} belongs to a built-in voice; pick another name")
             if holder is not None and holder.id != voice_id:
                 raise Conflict(
                     f"the voice name {name!r} is taken by voice {holder.id}; delete that voice or pick "
                     "another name"
                 )
+            shipped = self._builtin.get(voice_id)
+            if shipped is not None:  # the sample clip uploaded again: it stays the built-in voice
+                if name is not None and name not in shipped[0].names:
+                    raise Conflict(
+                        f"this clip is the built-in voice {shipped[0].name!r}, which cannot take another "
+                        "name; use that name"
+                    )
+                return shipped[0], False
             existing = self._records.get(voice_id)
             if existing is not None:
                 if name is not None and holder is None:
@@ -233,6 +271,11 @@ class VoiceStore:
             VoiceNotFound: there is no such voice.
         """
         record = self.get(voice_id)
+        if record.builtin:
+            raise Conflict(
+                f"the voice {record.name!r} is built in and cannot be deleted; start the server with "
+                "--no-sample-voice to leave it out"
+            )
         with self._lock:
             self._records.pop(record.id, None)
             self._conditioning.pop(record.id, None)
@@ -248,6 +291,8 @@ class VoiceStore:
     def reference_bytes(self, voice_id: str) -> bytes:
         """The stored reference clip of a voice."""
         record = self.get(voice_id)
+        if record.builtin:
+            return self._builtin[record.id][1].read_bytes()
         directory = self.root / record.id
         for candidate in sorted(directory.glob("reference.*")):
             return candidate.read_bytes()
@@ -256,11 +301,18 @@ class VoiceStore:
     # ---- lookups
 
     def records(self) -> list[VoiceRecord]:
+        """The built-in voices, then the saved ones, oldest first."""
         with self._lock:
-            return sorted(self._records.values(), key=lambda r: (r.created, r.id))
+            builtin = [record for record, _ in self._builtin.values()]
+            return builtin + sorted(self._records.values(), key=lambda r: (r.created, r.id))
 
     def _by_name(self, name: str) -> VoiceRecord | None:
-        return next((r for r in self._records.values() if name in r.names), None)
+        builtin = (record for record, _ in self._builtin.values())
+        return next((r for r in (*builtin, *self._records.values()) if name in r.names), None)
+
+    def _by_id(self, voice_id: str) -> VoiceRecord | None:
+        found = self._builtin.get(voice_id)
+        return found[0] if found is not None else self._records.get(voice_id)
 
     def get(self, id_or_name: str) -> VoiceRecord:
         """The voice with this id or name.
@@ -276,7 +328,7 @@ class VoiceStore:
                 "list the saved voices with GET /v1/voices"
             )
         with self._lock:
-            record = self._records.get(key) if is_voice_id(key) else self._by_name(key)
+            record = self._by_id(key) if is_voice_id(key) else self._by_name(key)
         if record is None:
             raise VoiceNotFound(
                 f"there is no saved voice {key!r}; list them with GET /v1/voices, or upload a reference "
@@ -295,7 +347,7 @@ class VoiceStore:
 
     def remember_conditioning(self, voice_id: str, voice: Any) -> None:
         with self._lock:
-            if voice_id not in self._records:
+            if voice_id not in self._records and voice_id not in self._builtin:
                 return
             self._conditioning[voice_id] = voice
             self._conditioning.move_to_end(voice_id)
