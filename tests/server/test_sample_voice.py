@@ -29,6 +29,14 @@ def test_the_store_lists_a_builtin_voice_first_and_never_writes_or_deletes_it(tm
         store.save(
             voice_id="b" * 64, reference=b"RIFF", filename="x.wav", name="sample", duration=1, model_id="m"
         )
+    # the sample clip uploaded again stays the built-in voice: no saved copy, no second name
+    assert store.save(
+        voice_id=builtin.id, reference=b"RIFF", filename="s.wav", name=None, duration=1, model_id="m"
+    ) == (builtin, False)
+    with pytest.raises(Conflict, match="cannot take another name"):
+        store.save(
+            voice_id=builtin.id, reference=b"RIFF", filename="s.wav", name="s2", duration=1, model_id="m"
+        )
     store.remember_conditioning(builtin.id, "encoded")
     assert store.cached_conditioning(builtin.id) == "encoded"  # encoded once, like a saved voice
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a" * 64]  # nothing of it on disk
