@@ -27,12 +27,17 @@ logger = logging.getLogger(__name__)
 
 
 def load_synthesizer(config: ServerConfig) -> Any:
-    """The Synthesizer the server uses (runs on the GPU worker thread at startup)."""
+    """The Synthesizer the server uses (runs on the GPU worker thread at startup): one engine, or
+    a :class:`~indextts2.pool.SynthesizerPool` of one engine per device (``config.devices``)."""
     from indextts2 import Synthesizer  # issue 8
     from indextts2.engine import EngineConfig
 
     # every admitted request is active in the engine at once; the admission queue is the only queue
     engine = EngineConfig(max_active=config.gpu_workers, max_queue=config.gpu_workers)
+    if config.devices:
+        from indextts2.pool import SynthesizerPool
+
+        return SynthesizerPool.from_pretrained(config.model, devices=config.devices, engine=engine)
     return Synthesizer.from_pretrained(config.model, device=config.device, engine=engine)
 
 

@@ -49,7 +49,20 @@ def _not_ready_reason(speech: Speech) -> str | None:
         return f"the model could not be loaded: {speech.load_error}"
     if not (speech.ready and speech.admission.stats().workers):
         return "the model is not loaded yet"
+    if not speech.healthy:
+        failed = "; ".join(f"{e.name}: {e.error}" for e in speech.engines() if not e.healthy)
+        return f"every engine has failed ({failed}); the server must be restarted"
     return None
+
+
+def _engines(speech: Speech) -> list[dict[str, Any]]:
+    """Each engine's state, for /readyz: serving, or failed and why."""
+    return [
+        {"device": e.name, "state": "serving" if e.healthy else "failed", "error": e.error}
+        if e.error
+        else {"device": e.name, "state": "serving" if e.healthy else "failed"}
+        for e in speech.engines()
+    ]
 
 
 @get(
@@ -62,8 +75,12 @@ def _not_ready_reason(speech: Speech) -> str | None:
 async def readyz(speech: Speech) -> Response[dict[str, Any]]:
     reason = _not_ready_reason(speech)
     if reason is None:
-        return Response({"status": "ready", "model": speech.model_id}, status_code=HTTP_200_OK)
-    return Response(error_body("not_ready", reason), status_code=HTTP_503_SERVICE_UNAVAILABLE)
+        body = {"status": "ready", "model": speech.model_id, "engines": _engines(speech)}
+        return Response(body, status_code=HTTP_200_OK)
+    body = error_body("not_ready", reason)
+    if speech.ready:
+        body["engines"] = _engines(speech)
+    return Response(body, status_code=HTTP_503_SERVICE_UNAVAILABLE)
 
 
 @head(
