@@ -47,7 +47,8 @@ def test_requests_go_to_the_engine_with_the_least_outstanding_work(pool: Synthes
     second = pool.stream("Two.", voice=voice, options=FAST)
     assert _outstanding(pool) == {"cpu#0": 1, "cpu#1": 1}  # not both on one engine
     chunks = list(second)
-    assert chunks and chunks[-1].final
+    assert chunks
+    assert chunks[-1].final
     (idle,) = [name for name, count in _outstanding(pool).items() if count == 0]
     # round-robin would send the third to the first's engine; least work sends it to the idle one
     third = pool.stream("Three.", voice=voice, options=FAST)
@@ -126,5 +127,5 @@ def test_a_failed_engine_leaves_the_rotation_and_the_other_serves() -> None:
         with pytest.raises(EngineFailed):
             pool.synthesize("Last one.", voice=voice, options=FAST)
         assert not pool.healthy
-        with pytest.raises(EngineFailed, match="every engine .* restarted"):
+        with pytest.raises(EngineFailed, match=r"every engine .* restarted"):
             pool.stream("Nobody left.", voice=voice, options=FAST)

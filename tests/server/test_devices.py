@@ -68,9 +68,7 @@ def test_both_engines_serve_and_metrics_are_labelled_by_device(client: Any) -> N
         assert _gauge(metrics, "indextts2_engine_outstanding", device) == 0
 
 
-def test_a_failed_engine_answers_503_and_the_other_keeps_serving(
-    client: Any, pool: SynthesizerPool
-) -> None:
+def test_a_failed_engine_answers_503_and_the_other_keeps_serving(client: Any, pool: SynthesizerPool) -> None:
     assert _speak(client).status_code == 200
     metrics = client.get("/metrics").text
     # the engine that served it has done more: the idle one takes the next request, and breaks

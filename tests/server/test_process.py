@@ -350,7 +350,8 @@ def test_replace_restarts_without_a_refused_connection_or_a_503(
             body = {"input": "Still here?", "voice": "sample", "response_format": "wav"}
             try:
                 response = httpx.post(url, json=body, timeout=30)
-                outcomes.append((response.status_code, response.text[:200] if response.status_code != 200 else ""))
+                detail = response.text[:200] if response.status_code != 200 else ""
+                outcomes.append((response.status_code, detail))
             except httpx.TransportError as exc:  # refused, reset, closed without an answer
                 outcomes.append((type(exc).__name__, str(exc)))
 
