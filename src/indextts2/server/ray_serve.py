@@ -215,7 +215,7 @@ class RaySynthesizer:
     def _chunks(self, text: str, kwargs: dict[str, Any]) -> Iterator[Any]:
         with self._lock:
             self._outstanding += 1
-        response = self._handle.options(stream=True).stream.remote(text, kwargs)
+        response: Any = self._handle.options(stream=True).stream.remote(text, kwargs)
         try:
             iterator = iter(response)
             while True:
@@ -272,7 +272,8 @@ def build_app(config: ServerConfig, replicas: ReplicaSettings, *, load: Loader |
         replicas: placement and autoscaling of the synthesis replicas.
         load: loads a replica's Synthesizer (default: as ``indextts2 serve`` does); pickled.
     """
-    synthesizers = serve.deployment(
+    deployment: Any = serve.deployment
+    synthesizers = deployment(
         SynthesizerReplica,
         name="Synthesizer",
         ray_actor_options={"num_gpus": replicas.num_gpus, "num_cpus": replicas.num_cpus},
@@ -280,7 +281,7 @@ def build_app(config: ServerConfig, replicas: ReplicaSettings, *, load: Loader |
         max_ongoing_requests=replicas.max_ongoing_requests,
         graceful_shutdown_timeout_s=config.grace_period,
     ).bind(config, load)
-    ingress = serve.deployment(
+    ingress = deployment(
         SpeechIngress,
         name="SpeechIngress",
         num_replicas=replicas.ingress_replicas,

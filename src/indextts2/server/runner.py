@@ -252,6 +252,10 @@ def _take_over(config: ServerConfig, load: Callable[[ServerConfig], Any], pid: i
     return _Takeover(synthesizer, listener, path)
 
 
+def _call_soon(loop: asyncio.AbstractEventLoop, function: Callable[[], None]) -> None:
+    loop.call_soon_threadsafe(function)
+
+
 def _run(
     config: ServerConfig,
     loader: Callable[[ServerConfig], Any],
@@ -315,7 +319,7 @@ def _run(
         handover = HandoverServer(
             handover_path(config.pidfile),  # type: ignore[arg-type]  # checked above
             listener,
-            on_drain=lambda: loop.call_soon_threadsafe(hand_over),
+            on_drain=lambda: _call_soon(loop, hand_over),
         )
         handover.start()
 
