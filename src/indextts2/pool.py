@@ -172,15 +172,6 @@ class SynthesizerPool:
         """At least one engine takes requests."""
         return any(m.healthy for m in self._members)
 
-    def engine_stats(self) -> Any:
-        """The statistics of the first healthy engine (per engine: :meth:`engines`)."""
-        member = next((m for m in self._members if m.healthy), None)
-        return member.stats() if member is not None else None
-
-    @property
-    def text_frontend(self) -> Any:
-        return self._any().synthesizer.text_frontend
-
     # ---- routing
 
     def _any(self) -> _Member:

@@ -250,3 +250,6 @@ def test_app_builder_takes_serve_run_arguments(tmp_path: Path) -> None:
         app_builder({key: value for key, value in args.items() if key != "voices_dir"})
     with pytest.raises(ConfigError, match="min_replicas <= max_replicas"):
         app_builder({**args, "min_replicas": "5"})
+    with pytest.raises(ConfigError, match="whoever reaches the Serve proxy"):
+        app_builder({key: value for key, value in args.items() if key != "api_keys"})
+    assert app_builder({**{k: v for k, v in args.items() if k != "api_keys"}, "insecure": "true"})

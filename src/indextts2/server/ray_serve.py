@@ -271,7 +271,15 @@ def build_app(config: ServerConfig, replicas: ReplicaSettings, *, load: Loader |
             ``device`` are what each replica loads.
         replicas: placement and autoscaling of the synthesis replicas.
         load: loads a replica's Synthesizer (default: as ``indextts2 serve`` does); pickled.
+
+    Raises:
+        ConfigError: no API key (nor ``insecure``): a Serve proxy listens on every interface.
     """
+    if not (config.needs_key or config.insecure):
+        raise ConfigError(
+            "the Ray app answers whoever reaches the Serve proxy: give api_keys_file (keys from "
+            "`indextts2 serve keys add`), api_keys or JWT settings, or insecure=true on a trusted network"
+        )
     deployment: Any = serve.deployment
     synthesizers = deployment(
         SynthesizerReplica,
