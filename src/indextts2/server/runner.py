@@ -236,11 +236,25 @@ def _take_over(config: ServerConfig, load: Callable[[ServerConfig], Any], pid: i
         return None
     started = time.monotonic()
     logger.warning("replacing the server with pid %d: loading %s while it serves", pid, config.model)
-    synthesizer = load(config)  # if this fails, the old server simply keeps serving
-    warm_up = getattr(synthesizer, "warm_up", None)
-    if warm_up is not None:
-        warm_up()
+    try:  # if this fails, the old server simply keeps serving
+        synthesizer = load(config)
+        warm_up = getattr(synthesizer, "warm_up", None)
+        if warm_up is not None:
+            warm_up()
+    except IndexTTS2Error:
+        raise
+    except Exception as exc:
+        message = f"cannot load model {config.model}: {exc}; the old server keeps serving"
+        raise IndexTTS2Error(message) from exc
     listener = take_listener(path)
+    if listener is not None and listener.getsockname()[1] != config.port and config.port != 0:
+        logger.warning(
+            "the running server listens on port %d, not %d: it is stopped first instead",
+            listener.getsockname()[1],
+            config.port,
+        )
+        listener.close()
+        listener = None
     if listener is None:
         close = getattr(synthesizer, "close", None)
         if close is not None:
