@@ -226,7 +226,9 @@ def test_a_small_gain_error_in_loud_bins_fails(golden_set) -> None:
 
 
 def test_the_log_tolerance_follows_the_value_error() -> None:
-    log_values = torch.tensor([0.0, math.log(1e-3), math.log(1e-7), math.log(1e-9)], dtype=torch.float64)
+    log_values = torch.tensor(
+        [0.0, math.log(1e-3), math.log(1e-7), math.log(1e-8), math.log(1e-9)], dtype=torch.float64
+    )
     tolerance = log_feature_tolerance(log_values, torch.tensor(1e-6, dtype=torch.float64), floor=1e-8)
     rounding = 5 * UNIT_ROUNDOFF * log_values.abs()
     expected = torch.tensor(
@@ -234,7 +236,8 @@ def test_the_log_tolerance_follows_the_value_error() -> None:
             -math.log1p(-1e-6),  # downward is the wider side: log(v / (v - e))
             -math.log1p(-1e-3),
             math.log1p(10.0),  # the reference may be lifted to 1.1e-6
-            math.log1p(100.0),  # below the floor: m = floor, lifted to 1.01e-6
+            math.log1p(100.0),  # at the floor: lifted to 1.01e-6 by noise, never lower
+            0.0,  # under the floor: no reference value can be there, only the rounding is left
         ],
         dtype=torch.float64,
     )
@@ -245,7 +248,7 @@ def test_a_value_under_the_floor_fails_even_with_a_loose_bound() -> None:
     floor = 1e-7
     reference = torch.full((3,), math.log(floor))
     below = torch.full((3,), math.log(floor) - 1.0)  # a lower floor than the reference's
-    assert not compare_log_feature("s", "x", below, reference, value_error=1e-9, floor=floor).passed
+    assert not compare_log_feature("s", "x", below, reference, value_error=1.0, floor=floor).passed
     at_floor = reference.clone()
     assert compare_log_feature("s", "x", at_floor, reference, value_error=0.0, floor=floor).passed
 

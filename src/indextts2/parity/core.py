@@ -165,7 +165,7 @@ def compare_within(stage: str, item: str, actual: Any, expected: Any, tolerance:
         _shape(expected_t),
         passed,
         max_abs_error=float(error.flatten()[worst]),
-        tolerance=float(f"{float(bound.flatten()[worst]):.3g}"),  # shown, not compared
+        tolerance=float(bound.flatten()[worst]),
         note=f"closest to its own tolerance; largest error {largest:.3g}",
     )
 
@@ -187,17 +187,20 @@ def log_feature_tolerance(actual: Any, value_error: Any, *, floor: float) -> Any
         The largest ``|log max(v_reference, floor) - actual|`` that the reference's rounding explains:
         with ``m = max(v, floor)``, ``log(1 + error / m)`` upwards and ``log(m / max(m - error,
         floor))`` downwards, plus the rounding of the log itself. Near the floor the upward side can
-        be large (a tiny power in a loud frame is mostly rounding noise), but never below the floor:
-        a value under the floor, or a wrong floor on silence, fails.
+        be large (a tiny power in a loud frame is mostly rounding noise). A value of ours under the
+        floor (a wrong floor) gets only the rounding: no reference value can be there.
     """
     import torch
 
     log_value = torch.as_tensor(actual).detach().to("cpu", torch.float64)
     error = torch.as_tensor(value_error).detach().to("cpu", torch.float64)
+    rounding = FLOAT32_LOG_ROUNDING * log_value.abs()
     value = log_value.exp().clamp(min=floor)
     upward = torch.log1p(error / value)
     downward = torch.log(value / (value - error).clamp(min=floor))
-    return torch.maximum(upward, downward) + FLOAT32_LOG_ROUNDING * log_value.abs()
+    tolerance = torch.maximum(upward, downward) + rounding
+    under_the_floor = log_value < math.log(floor) - rounding
+    return torch.where(under_the_floor, rounding, tolerance)
 
 
 def compare_log_feature(

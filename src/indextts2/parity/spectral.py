@@ -32,6 +32,7 @@ __all__ = [
     "UNIT_ROUNDOFF",
     "centered_tolerance",
     "input_error",
+    "kaldi_bank_error",
     "kaldi_fbank_error",
     "log_mel_error",
 ]
