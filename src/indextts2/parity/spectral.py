@@ -21,11 +21,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from indextts2.audio.dsp import (
-    kaldi_spectrum,
-    mel_spectrum,
-    slaney_mel_filters,
-)
+from indextts2.audio.dsp import kaldi_mel_banks, kaldi_spectrum, mel_spectrum, slaney_mel_filters
 
 __all__ = [
     "FFT_STAGE_ERROR",
@@ -173,8 +169,6 @@ def kaldi_fbank_error(
         ``(frames, num_mel_bins)`` float64, for
         :func:`~indextts2.parity.core.compare_log_feature` with ``floor=KALDI_LOG_FLOOR``.
     """
-    from indextts2.audio.dsp import kaldi_mel_banks
-
     if waveform.dim() == 2:
         waveform = waveform[0]
     u = UNIT_ROUNDOFF
