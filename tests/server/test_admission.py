@@ -289,7 +289,8 @@ def test_a_client_that_disconnects_stops_its_synthesis(
     assert statuses == ([200] if stream else [499])
     assert synthesizer.streams_closed_early == 1
     assert total_chunks > 6
-    assert synthesizer.chunks_made == hold_from + 1  # the one it held, and nothing after the client left
+    # at most the chunk it held (none, if the worker saw the cancel first): nothing after the client left
+    assert synthesizer.chunks_made <= hold_from + 1 < total_chunks
 
 
 class _lifespan:
