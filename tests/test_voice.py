@@ -21,6 +21,12 @@ from indextts2.model.voice import (
     load_speaker_clip,
 )
 from indextts2.parity import run_parity
+from indextts2.parity.stages.voice import TOLERANCE as STAGE_TOLERANCE
+
+# Batched and single runs of the same float32 networks differ by the rounding of differently shaped
+# matrix products, which depends on the CPU's GEMM kernel (under 1e-6 with MKL's AVX-512 kernels, 1.2e-5
+# with its AVX2 and SSE4.2 ones). Each must match the official outputs within the stage's parity
+# tolerance on any CPU, so that is what we ask of them against each other.
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +122,7 @@ def test_a_batch_of_clips_equals_each_clip_alone(encoder, goldens) -> None:
         alone, ours = encoder.encode_voice([path]), batch.item(row)
         assert torch.equal(ours.semantic_codes, alone.semantic_codes)
         for name, value in alone.to_tensors().items():
-            torch.testing.assert_close(getattr(ours, name), value, atol=1e-5, rtol=0, msg=name)
+            torch.testing.assert_close(getattr(ours, name), value, atol=STAGE_TOLERANCE, rtol=0, msg=name)
     # padding is zero, not garbage
     assert torch.count_nonzero(batch.speaker_features[0, 53:]) == 0
     assert torch.count_nonzero(batch.prompt_condition[0, int(batch.mel_lengths[0]) :]) == 0
@@ -128,7 +134,7 @@ def test_the_clips_own_emotion_features_equal_encode_emotion_of_it(encoder, gold
     speaker = load_speaker_clip(goldens / "inputs" / "ref.wav")
     voice = encoder.encode_voice([speaker])
     emotion = encoder.encode_emotion([speaker.emotion_16k])
-    torch.testing.assert_close(voice.emotion().features, emotion.features, atol=1e-6, rtol=0)
+    torch.testing.assert_close(voice.emotion().features, emotion.features, atol=STAGE_TOLERANCE, rtol=0)
 
 
 def test_conditioning_round_trips_and_batches(tiny) -> None:

@@ -22,8 +22,11 @@ def tone(seconds: float, *, frequency: float = 220.0) -> Audio:
     return Audio((0.3 * np.sin(2 * math.pi * frequency * t)).astype(np.float32), RATE)
 
 
-def wait_for(condition: Callable[[], bool], *, timeout: float = 10.0) -> None:
-    """Poll until ``condition()`` holds (the engine works on its own thread)."""
+def wait_for(condition: Callable[[], bool], *, timeout: float = 60.0) -> None:
+    """Poll until ``condition()`` holds (the engine works on its own thread).
+
+    ``timeout`` only bounds a hang: a busy machine may take many times longer than an idle one.
+    """
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:

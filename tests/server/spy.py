@@ -2,14 +2,15 @@
 
 Records which threads call it, how often it is asked for a voice, how many chunks it streams and how
 many streams are closed before their end; ``chunk_delay`` slows each chunk down, as a slow GPU would,
-so that timeouts and disconnects can be tested on the tiny model.
+and ``before_chunk`` runs before each chunk is handed over (hold it on an event, or move the server's
+clock), so that timeouts and disconnects can be tested on the tiny model without racing the machine.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from indextts2 import Synthesizer
@@ -20,9 +21,16 @@ FAST_OPTIONS: dict[str, Any] = {"max_codes": 20, "diffusion_steps": 3, "num_beam
 
 
 class SpySynthesizer:
-    def __init__(self, inner: Synthesizer, *, chunk_delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        inner: Synthesizer,
+        *,
+        chunk_delay: float = 0.0,
+        before_chunk: Callable[[int], None] | None = None,
+    ) -> None:
         self._inner = inner
         self.chunk_delay = chunk_delay
+        self.before_chunk = before_chunk  # called with the chunk's index, on the worker thread
         self.threads_used: set[str] = set()
         self.voices_encoded = 0
         self.chunks_made = 0
@@ -65,6 +73,8 @@ class SpySynthesizer:
                 self.chunks_made += 1
                 if self.chunk_delay:
                     time.sleep(self.chunk_delay)
+                if self.before_chunk is not None:
+                    self.before_chunk(self.chunks_made - 1)
                 yield chunk
             finished = True
         finally:
@@ -73,3 +83,23 @@ class SpySynthesizer:
                 close = getattr(chunks, "close", None)
                 if close is not None:
                     close()
+
+
+class ServerClock:
+    """The clock of the server's request deadlines (``admission.time``): real time plus what a test adds.
+
+    ``advance(seconds)`` is a step that took that long, as far as the deadline can tell, without the
+    test waiting for it or guessing how long real work takes.
+    """
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)

@@ -22,24 +22,35 @@ def run(coroutine: Any) -> Any:
     return asyncio.run(coroutine)
 
 
-class Gate:
-    """A job that yields ``count`` items, each after ``step`` seconds, recording what it did."""
+# How long a test waits for something that happens at once on any machine: a bound against hangs,
+# never reached by a passing test however busy the machine is.
+PATIENCE = 60.0
 
-    def __init__(self, count: int = 3, step: float = 0.0) -> None:
+
+class Gate:
+    """A job that yields ``count`` items, recording what it did.
+
+    With ``hold_from=k``, items ``k`` and later wait until ``release`` is set: the test decides when
+    the job moves on, instead of racing a clock against it.
+    """
+
+    def __init__(self, count: int = 3, *, hold_from: int | None = None) -> None:
         self.count = count
-        self.step = step
+        self.hold_from = hold_from
         self.made = 0
         self.closed_early = False
         self.thread: str | None = None
+        self.started = threading.Event()
         self.release = threading.Event()
 
     def __call__(self) -> Iterator[int]:
         self.thread = threading.current_thread().name
+        self.started.set()
         finished = False
         try:
             for index in range(self.count):
-                if self.step:
-                    time.sleep(self.step)
+                if self.hold_from is not None and index >= self.hold_from:
+                    assert self.release.wait(PATIENCE), "the test never released the job"
                 self.made += 1
                 yield index
             finished = True
@@ -84,7 +95,7 @@ def test_a_full_queue_answers_overloaded_with_a_retry_estimate() -> None:
         blocker = threading.Event()
 
         def blocking() -> Iterator[int]:
-            blocker.wait(5)
+            blocker.wait(PATIENCE)
             yield 1
 
         running = admission.submit(blocking)
@@ -107,32 +118,31 @@ def test_cancelling_stops_the_job_at_the_next_item() -> None:
     async def main() -> Gate:
         admission = Admission(max_queue=1)
         admission.start()
-        job = Gate(count=1000, step=0.005)
+        job = Gate(count=1000, hold_from=1)
         ticket = admission.submit(job)
         assert await ticket.next() == 0
         ticket.cancel()
-        deadline = time.monotonic() + 5
-        while admission.in_flight and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-        await admission.stop()
+        job.release.set()  # the job makes its next item only now, after the cancel
+        await admission.stop(grace=PATIENCE)
         return job
 
     job = run(main())
     assert job.closed_early
-    assert job.made < 20
+    assert job.made <= 2  # at most the item it was making when cancelled, and no more
 
 
 def test_a_cancelled_waiting_job_never_runs() -> None:
     async def main() -> Gate:
         admission = Admission(max_queue=2)
         admission.start()
-        first = Gate(count=5, step=0.02)
+        first = Gate(count=5, hold_from=0)
         second = Gate(count=5)
         running = admission.submit(first)
         waiting = admission.submit(second)
         waiting.cancel()
+        first.release.set()
         assert len([item async for item in running]) == 5
-        await admission.stop()
+        await admission.stop(grace=PATIENCE)
         return second
 
     assert run(main()).made == 0
@@ -142,18 +152,18 @@ def test_timeout_raises_gateway_timeout_and_cancels() -> None:
     async def main() -> Gate:
         admission = Admission(max_queue=1)
         admission.start()
-        job = Gate(count=100, step=0.05)
+        job = Gate(count=100, hold_from=1)  # the second item never comes within the limit
         ticket = admission.submit(job, timeout=0.2)
         with pytest.raises(GatewayTimeout, match=r"0\.2 s"):
             async for _ in ticket:
                 pass
-        await asyncio.sleep(0.2)
-        await admission.stop()
+        job.release.set()
+        await admission.stop(grace=PATIENCE)
         return job
 
     job = run(main())
     assert job.closed_early
-    assert job.made < 10
+    assert job.made <= 2  # stopped at the item after the time limit
 
 
 def test_stop_refuses_new_jobs_and_finishes_running_ones() -> None:
@@ -162,13 +172,16 @@ def test_stop_refuses_new_jobs_and_finishes_running_ones() -> None:
         with pytest.raises(NotReady):
             admission.submit(Gate())
         admission.start()
-        job = Gate(count=3, step=0.05)
+        job = Gate(count=3, hold_from=0)
         ticket = admission.submit(job)
-        stopping = asyncio.create_task(admission.stop(grace=5))
-        assert [item async for item in ticket] == [0, 1, 2]
-        await stopping
+        assert await asyncio.to_thread(job.started.wait, PATIENCE)
+        stopping = asyncio.create_task(admission.stop(grace=PATIENCE))
+        await asyncio.sleep(0)  # stop() has begun: it refuses new work while this job still runs
         with pytest.raises(NotReady, match="shutting down"):
             admission.submit(Gate())
+        job.release.set()
+        assert [item async for item in ticket] == [0, 1, 2]
+        await stopping
 
     run(main())
 
@@ -191,7 +204,19 @@ def test_call_runs_one_blocking_function() -> None:
 def test_a_client_that_disconnects_stops_its_synthesis(
     tmp_path: Any, stream: bool, tiny_synthesizer: Any
 ) -> None:
-    synthesizer = SpySynthesizer(tiny_synthesizer, chunk_delay=0.05)
+    # The synthesis holds before chunk `hold_from` until the server has cancelled it, so the chunks
+    # made after the client left are counted exactly, whatever the machine's speed. A stream is
+    # cancelled by the time the app returns; a whole-file request waits for the next chunk to end,
+    # and cancels as soon as its watcher reads the disconnect, before the release that receive()
+    # schedules for the loop's next turn.
+    hold_from = 1 if stream else 3
+    release = threading.Event()
+
+    def hold(index: int) -> None:
+        if index >= hold_from:
+            assert release.wait(PATIENCE), "the test never released the synthesis"
+
+    synthesizer = SpySynthesizer(tiny_synthesizer, before_chunk=hold)
     app = create_app(ServerConfig(voices_dir=tmp_path / "voices", default_options=FAST_OPTIONS), synthesizer)
     reference = tone(1.0).to_bytes("wav")
     boundary = "xyzzy"
@@ -226,6 +251,7 @@ def test_a_client_that_disconnects_stops_its_synthesis(
             else:
                 while synthesizer.chunks_made < 3:  # ... or while the audio is being made
                     await asyncio.sleep(0.01)
+                asyncio.get_running_loop().call_soon(release.set)
             return {"type": "http.disconnect"}
 
         async def send(message: dict[str, Any]) -> None:
@@ -252,8 +278,9 @@ def test_a_client_that_disconnects_stops_its_synthesis(
             "state": {},
         }
         async with _lifespan(app):
-            await asyncio.wait_for(app(scope, receive, send), 10)
-            deadline = time.monotonic() + 5
+            await asyncio.wait_for(app(scope, receive, send), PATIENCE)
+            release.set()
+            deadline = time.monotonic() + PATIENCE
             while synthesizer.streams_closed_early == 0 and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
         return [event["status"] for event in events if event["type"] == "http.response.start"]
@@ -262,7 +289,8 @@ def test_a_client_that_disconnects_stops_its_synthesis(
     assert statuses == ([200] if stream else [499])
     assert synthesizer.streams_closed_early == 1
     assert total_chunks > 6
-    assert synthesizer.chunks_made < total_chunks  # it stopped before the end of the text
+    # at most the chunk it held (none, if the worker saw the cancel first): nothing after the client left
+    assert synthesizer.chunks_made <= hold_from + 1 < total_chunks
 
 
 class _lifespan:

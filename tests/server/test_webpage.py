@@ -58,6 +58,9 @@ def _browser(tmp_path: Path, **screen: Any) -> Iterator[Any]:
             **screen,
         )
         context.grant_permissions(["microphone"])
+        # Every wait below ends as soon as the page gets there; this bound only ends a hang, and
+        # leaves a busy machine (synthesis many times slower than idle) the time it needs.
+        context.set_default_timeout(180_000)
         try:
             yield context.new_page()
         finally:
@@ -124,7 +127,7 @@ def test_upload_with_consent_generate_and_hear_the_stream(
         """() => { const p = document.getElementById('player');
                   return p.srcObject ? p.srcObject.getAudioTracks().length : 0; }"""
     )
-    page.wait_for_function("document.getElementById('player').dataset.state === 'done'", timeout=30_000)
+    page.wait_for_function("document.getElementById('player').dataset.state === 'done'")
     player = page.eval_on_selector("#player", "p => ({...p.dataset})")
     assert live == 1 or player["state"] == "done"  # the element was fed a MediaStream with audio
     assert int(player["bytes"]) > 44 + 11025  # more than the header and a quarter second

@@ -9,19 +9,35 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 __all__ = [
+    "KaldiSpectrum",
+    "MelSpectrum",
     "kaldi_fbank",
     "kaldi_mel_banks",
+    "kaldi_spectrum",
     "log_mel_spectrogram",
+    "mel_spectrum",
     "resample",
     "resample_soxr",
     "slaney_mel_filters",
 ]
+
+KALDI_LOG_FLOOR = float(torch.finfo(torch.float32).eps)  # torchaudio's epsilon: log(max(energy, eps))
+PROMPT_MEL_FLOOR = 1e-5  # s2mel's dynamic_range_compression clip value: log(clamp(mel, 1e-5))
+PROMPT_MAGNITUDE_EPSILON = 1e-9  # s2mel's mel_spectrogram: sqrt(re^2 + im^2 + 1e-9)
+
+
+def _exact(waveform: torch.Tensor) -> torch.Tensor:
+    """A float64 copy, on the CPU when the device has no float64 (MPS)."""
+    device = torch.device("cpu") if waveform.device.type == "mps" else waveform.device
+    return waveform.to(device=device, dtype=torch.float64)
+
 
 # --------------------------------------------------------------------------------------------------
 # Resampling
@@ -117,8 +133,10 @@ def kaldi_mel_banks(
 ) -> torch.Tensor:
     """Kaldi triangular mel banks, (num_bins, padded_window_size // 2 + 1) with a zero last column.
 
-    Computed in ``dtype``: float32 is what torchaudio does; float64 is what transformers'
-    SeamlessM4T feature extractor does (its filters differ from torchaudio's by up to 1.4e-5).
+    Computed in ``dtype``. :func:`kaldi_fbank` uses float64, the exact values (so does transformers'
+    SeamlessM4T feature extractor); torchaudio computes them in float32, where the rounding of
+    ``log`` (which differs between CPU kernels) moves a weight by up to ~1.4e-5. The parity bounds
+    (``indextts2.parity.spectral``) follow that float32 evaluation step by step.
     """
     num_fft_bins = padded_window_size // 2
     nyquist = 0.5 * sample_rate
@@ -143,6 +161,46 @@ def kaldi_mel_banks(
     return F.pad(banks, (0, 1))
 
 
+class KaldiSpectrum(NamedTuple):
+    """The steps of :func:`kaldi_fbank` up to the power spectrum, float64 (the parity bounds read them)."""
+
+    frames: torch.Tensor  # (frames, window) as cut from the waveform
+    centered: torch.Tensor  # (frames, window) DC offset removed
+    emphasised: torch.Tensor  # (frames, window) after pre-emphasis
+    hann: torch.Tensor  # (window,) symmetric Hann window
+    window: torch.Tensor  # (window,) povey window = hann ** 0.85
+    power: torch.Tensor  # (frames, padded // 2 + 1) |rfft|^2 of the windowed frames, zero-padded
+    padded_size: int  # FFT size: the window rounded up to a power of two
+
+
+def kaldi_spectrum(
+    waveform: torch.Tensor,
+    *,
+    sample_rate: int = 16000,
+    frame_length_ms: float = 25.0,
+    frame_shift_ms: float = 10.0,
+    preemphasis: float = 0.97,
+) -> KaldiSpectrum:
+    """The power spectrum of :func:`kaldi_fbank`, with the steps before it, in float64.
+
+    ``waveform`` is ``(samples,)`` and holds at least one window.
+    """
+    waveform = _exact(waveform)
+    window_size = int(sample_rate * frame_length_ms * 0.001)
+    window_shift = int(sample_rate * frame_shift_ms * 0.001)
+    padded_size = 1 << (window_size - 1).bit_length()
+    num_frames = 1 + (waveform.numel() - window_size) // window_shift
+    frames = waveform.as_strided((num_frames, window_size), (window_shift * waveform.stride(0), 1))
+    centered = frames - frames.mean(dim=1, keepdim=True)
+    previous = F.pad(centered.unsqueeze(0), (1, 0), mode="replicate").squeeze(0)[:, :-1]
+    emphasised = centered - preemphasis * previous
+    hann = torch.hann_window(window_size, periodic=False, dtype=torch.float64, device=waveform.device)
+    window = hann.pow(0.85)
+    windowed = F.pad(emphasised * window, (0, padded_size - window_size))
+    power = torch.fft.rfft(windowed).abs().square()
+    return KaldiSpectrum(frames, centered, emphasised, hann, window, power, padded_size)
+
+
 def kaldi_fbank(
     waveform: torch.Tensor,
     *,
@@ -160,6 +218,10 @@ def kaldi_fbank(
     povey window, FFT size rounded up to a power of two, ``snip_edges=True``, power spectrum,
     natural log floored at float32 epsilon, no energy term, no mean subtraction.
 
+    Computed in float64 and rounded to the waveform's dtype once: a float32 evaluation rounds
+    differently on every CPU (the FFT kernel MKL picks, the vectorised ``pow`` of the window), and in
+    near-silent bins of a loud frame those differences reach 4e-4 in the log (docs/parity.md).
+
     Args:
         waveform: ``(samples,)`` or ``(1, samples)`` at ``sample_rate`` (only the first channel is used).
 
@@ -171,28 +233,20 @@ def kaldi_fbank(
     if waveform.dim() != 1:
         raise ValueError(f"expected (samples,) or (channels, samples), got shape {tuple(waveform.shape)}")
     dtype, device = waveform.dtype, waveform.device
-    window_size = int(sample_rate * frame_length_ms * 0.001)
-    window_shift = int(sample_rate * frame_shift_ms * 0.001)
-    padded_size = 1 << (window_size - 1).bit_length()
-    if waveform.numel() < window_size:
+    if waveform.numel() < int(sample_rate * frame_length_ms * 0.001):
         return torch.empty(0, num_mel_bins, dtype=dtype, device=device)
-
-    num_frames = 1 + (waveform.numel() - window_size) // window_shift
-    frames = waveform.as_strided((num_frames, window_size), (window_shift * waveform.stride(0), 1))
-    frames = frames - frames.mean(dim=1, keepdim=True)
-    previous = F.pad(frames.unsqueeze(0), (1, 0), mode="replicate").squeeze(0)[:, :-1]
-    frames = frames - preemphasis * previous
-    povey = torch.hann_window(window_size, periodic=False, dtype=dtype, device=device).pow(0.85)
-    frames = F.pad(frames * povey.unsqueeze(0), (0, padded_size - window_size))
-
-    power = torch.fft.rfft(frames).abs().pow(2.0)
-    # float32 banks as torchaudio (its float32 results are reproduced exactly); float64 banks for a
-    # float64 waveform (as transformers' SeamlessM4T extractor, which works in float64).
-    banks_dtype = torch.float64 if dtype == torch.float64 else torch.float32
-    banks = kaldi_mel_banks(num_mel_bins, padded_size, float(sample_rate), low_freq, high_freq, banks_dtype)
-    energies = torch.mm(power, banks.to(device=device, dtype=dtype).T)
-    epsilon = torch.tensor(torch.finfo(torch.float).eps, device=device, dtype=dtype)
-    return torch.max(energies, epsilon).log()
+    spectrum = kaldi_spectrum(
+        waveform,
+        sample_rate=sample_rate,
+        frame_length_ms=frame_length_ms,
+        frame_shift_ms=frame_shift_ms,
+        preemphasis=preemphasis,
+    )
+    banks = kaldi_mel_banks(
+        num_mel_bins, spectrum.padded_size, float(sample_rate), low_freq, high_freq, torch.float64
+    )
+    energies = spectrum.power @ banks.to(spectrum.power.device).T
+    return energies.clamp(min=KALDI_LOG_FLOOR).log().to(device=device, dtype=dtype)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -246,6 +300,34 @@ def slaney_mel_filters(
     return torch.from_numpy(weights)
 
 
+class MelSpectrum(NamedTuple):
+    """The steps of :func:`log_mel_spectrogram` up to the magnitude, float64 (the parity bounds read them)."""
+
+    frames: torch.Tensor  # (batch, frames, n_fft) cut from the reflect-padded waveform
+    window: torch.Tensor  # (n_fft,) periodic Hann of win_length, zero-padded to n_fft in the middle
+    magnitude: torch.Tensor  # (batch, n_fft // 2 + 1, frames) sqrt(|rfft|^2 + 1e-9)
+
+
+def mel_spectrum(
+    waveform: torch.Tensor, *, n_fft: int = 1024, hop_length: int = 256, win_length: int = 1024
+) -> MelSpectrum:
+    """The magnitude spectrum of :func:`log_mel_spectrogram` in float64; ``waveform`` is ``(batch, samples)``.
+
+    ``torch.stft(center=False)`` of the reflect-padded waveform, spelled out as frames times the
+    window and a real FFT.
+    """
+    waveform = _exact(waveform)
+    pad = (n_fft - hop_length) // 2
+    padded = F.pad(waveform.unsqueeze(1), (pad, pad), mode="reflect").squeeze(1)
+    frames = padded.unfold(-1, n_fft, hop_length)  # (batch, frames, n_fft)
+    hann = torch.hann_window(win_length, dtype=torch.float64, device=waveform.device)
+    left = (n_fft - win_length) // 2
+    window = F.pad(hann, (left, n_fft - win_length - left))  # as torch.stft centres a short window
+    spectrum = torch.fft.rfft(frames * window)
+    magnitude = (spectrum.real.square() + spectrum.imag.square() + PROMPT_MAGNITUDE_EPSILON).sqrt()
+    return MelSpectrum(frames, window, magnitude.transpose(1, 2))
+
+
 def log_mel_spectrogram(
     waveform: torch.Tensor,
     *,
@@ -263,26 +345,16 @@ def log_mel_spectrogram(
     ``center=False``, magnitude ``sqrt(re^2 + im^2 + 1e-9)`` (the official epsilon), slaney mel
     filters, then ``log(clamp(x, 1e-5))``. ``frames = 1 + (samples + 2 * pad - n_fft) // hop``.
     The defaults are the s2mel ``spect_params`` of the release config.
+
+    Computed in float64 (with the float32 filters the official code uses) and rounded to the
+    waveform's dtype once, so that the result does not depend on the CPU's FFT kernel.
     """
     squeeze = waveform.dim() == 1
     if squeeze:
         waveform = waveform.unsqueeze(0)
-    pad = (n_fft - hop_length) // 2
-    padded = F.pad(waveform.unsqueeze(1), (pad, pad), mode="reflect").squeeze(1)
-    window = torch.hann_window(win_length, dtype=waveform.dtype, device=waveform.device)
-    spec = torch.stft(
-        padded,
-        n_fft,
-        hop_length=hop_length,
-        win_length=win_length,
-        window=window,
-        center=False,
-        normalized=False,
-        onesided=True,
-        return_complex=True,
-    )
-    magnitude = torch.sqrt(torch.view_as_real(spec).pow(2).sum(-1) + 1e-9)
+    dtype, device = waveform.dtype, waveform.device
+    magnitude = mel_spectrum(waveform, n_fft=n_fft, hop_length=hop_length, win_length=win_length).magnitude
     filters = slaney_mel_filters(sample_rate, n_fft, n_mels, fmin, fmax)
-    mel = torch.matmul(filters.to(device=waveform.device, dtype=waveform.dtype), magnitude)
-    mel = torch.log(torch.clamp(mel, min=1e-5))
+    mel = torch.matmul(filters.to(device=magnitude.device, dtype=torch.float64), magnitude)
+    mel = mel.clamp(min=PROMPT_MEL_FLOOR).log().to(device=device, dtype=dtype)
     return mel.squeeze(0) if squeeze else mel

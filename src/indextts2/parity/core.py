@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -19,7 +20,10 @@ __all__ = [
     "GoldenSet",
     "ParityReport",
     "compare_exact",
+    "compare_log_feature",
     "compare_tensor",
+    "compare_within",
+    "log_feature_tolerance",
     "run_parity",
 ]
 
@@ -128,6 +132,86 @@ def compare_tensor(stage: str, item: str, actual: Any, expected: Any, tolerance:
     error = float((actual_t - expected_t).abs().max()) if actual_t.numel() else 0.0
     passed = error <= tolerance  # NaN compares False, so a NaN fails
     return Check(stage, item, _shape(expected_t), passed, max_abs_error=error, tolerance=tolerance)
+
+
+def compare_within(stage: str, item: str, actual: Any, expected: Any, tolerance: Any) -> Check:
+    """``|actual - expected| <= tolerance`` element by element (``tolerance`` broadcasts).
+
+    The check reports the element that comes closest to (or furthest past) its own tolerance.
+    """
+    import torch
+
+    actual_t = torch.as_tensor(actual).detach().to("cpu", torch.float64)
+    expected_t = torch.as_tensor(expected).detach().to("cpu", torch.float64)
+    if actual_t.shape != expected_t.shape:
+        return Check(
+            stage,
+            item,
+            _shape(expected_t),
+            False,
+            note=f"shape {_shape(actual_t)} != expected {_shape(expected_t)}",
+        )
+    if not actual_t.numel():
+        return Check(stage, item, _shape(expected_t), True, max_abs_error=0.0, tolerance=0.0)
+    bound = torch.as_tensor(tolerance).detach().to("cpu", torch.float64).expand_as(actual_t)
+    error = (actual_t - expected_t).abs()
+    ratio = (error / bound.clamp(min=1e-300)).nan_to_num(nan=math.inf)  # a NaN fails
+    worst = int(ratio.argmax())
+    passed = bool((error <= bound).all())
+    largest = float(error.max())
+    return Check(
+        stage,
+        item,
+        _shape(expected_t),
+        passed,
+        max_abs_error=float(error.flatten()[worst]),
+        tolerance=float(bound.flatten()[worst]),
+        note=f"closest to its own tolerance; largest error {largest:.3g}",
+    )
+
+
+FLOAT32_LOG_ROUNDING = 5 * 2.0**-24
+"""Relative rounding of a log value: the reference's float32 ``log`` (2 ulp) and our one rounding."""
+
+
+def log_feature_tolerance(actual: Any, value_error: Any, *, floor: float) -> Any:
+    """Per-element tolerance of a feature ``log(max(v, floor))`` whose reference was computed in float32.
+
+    Args:
+        actual: our feature, computed accurately (float64, rounded once).
+        value_error: a bound on ``|v_reference - v|`` in the linear domain (broadcasts), e.g. from
+            ``indextts2.parity.spectral``.
+        floor: the floor of the log, the same on both sides.
+
+    Returns:
+        The largest ``|log max(v_reference, floor) - actual|`` that the reference's rounding explains:
+        with ``m = max(v, floor)``, ``log(1 + error / m)`` upwards and ``log(m / max(m - error,
+        floor))`` downwards, plus the rounding of the log itself. Near the floor the upward side can
+        be large (a tiny power in a loud frame is mostly rounding noise). A value of ours under the
+        floor (a wrong floor) gets only the rounding: no reference value can be there.
+    """
+    import torch
+
+    log_value = torch.as_tensor(actual).detach().to("cpu", torch.float64)
+    error = torch.as_tensor(value_error).detach().to("cpu", torch.float64)
+    rounding = FLOAT32_LOG_ROUNDING * log_value.abs()
+    value = log_value.exp().clamp(min=floor)
+    upward = torch.log1p(error / value)
+    downward = torch.log(value / (value - error).clamp(min=floor))
+    tolerance = torch.maximum(upward, downward) + rounding
+    under_the_floor = log_value < math.log(floor) - rounding
+    return torch.where(under_the_floor, rounding, tolerance)
+
+
+def compare_log_feature(
+    stage: str, item: str, actual: Any, expected: Any, *, value_error: Any, floor: float
+) -> Check:
+    """A log feature (log power, log mel) against a float32 reference: :func:`log_feature_tolerance`.
+
+    The rule for every log-spectral feature; docs/parity.md derives it.
+    """
+    tolerance = log_feature_tolerance(actual, value_error, floor=floor)
+    return compare_within(stage, item, actual, expected, tolerance)
 
 
 def compare_exact(stage: str, item: str, actual: Any, expected: Any) -> Check:
