@@ -84,6 +84,7 @@ def test_a_failed_engine_answers_503_and_the_other_keeps_serving(client: Any, po
     assert failed.headers["retry-after"] == "1"
     ready = client.get("/readyz")
     assert ready.status_code == 200  # still serving, on one engine
+    assert client.get("/healthz").status_code == 200
     engines = {engine["device"]: engine for engine in ready.json()["engines"]}
     assert engines[busy] == {"device": busy, "state": "serving"}
     assert engines[idle]["state"] == "failed"
@@ -100,6 +101,11 @@ def test_a_failed_engine_answers_503_and_the_other_keeps_serving(client: Any, po
     assert not_ready.status_code == 503
     assert "every engine has failed" in not_ready.json()["error"]["message"]
     assert _speak(client).json()["error"]["code"] == "engine_failed"
+    # and the liveness probe asks for a restart (a process with no working device is of no use)
+    dead = client.get("/healthz")
+    assert dead.status_code == 503
+    assert dead.json()["error"]["code"] == "engines_failed"
+    assert client.head("/healthz").status_code == 503
 
 
 @pytest.mark.slow

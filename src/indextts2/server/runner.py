@@ -37,11 +37,12 @@ def load_synthesizer(config: ServerConfig) -> Any:
 
     # every admitted request is active in the engine at once; the admission queue is the only queue
     engine = EngineConfig(max_active=config.gpu_workers, max_queue=config.gpu_workers)
-    if config.devices:
-        from indextts2.pool import SynthesizerPool
+    from indextts2.pool import SynthesizerPool
 
+    if config.devices:
         return SynthesizerPool.from_pretrained(config.model, devices=config.devices, engine=engine)
-    return Synthesizer.from_pretrained(config.model, device=config.device, engine=engine)
+    # a pool of one: an engine that fails is reported the same way (/readyz, /healthz, 503s)
+    return SynthesizerPool([Synthesizer.from_pretrained(config.model, device=config.device, engine=engine)])
 
 
 # uvicorn's own limit on waiting for connections after SIGTERM, past the grace period: the app ends
