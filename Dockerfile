@@ -22,7 +22,9 @@ RUN pip install "$TORCH_SPEC" --index-url "$TORCH_INDEX"
 
 COPY pyproject.toml README.md LICENSE ./
 COPY src ./src
-RUN pip install .
+# EXTRAS="[ray]" builds the image of the Ray variant (deploy/kubernetes/ray: KubeRay's RayService)
+ARG EXTRAS=""
+RUN pip install ".$EXTRAS"
 COPY --chmod=755 docker/entrypoint.sh /usr/local/bin/indextts2-entrypoint
 
 USER indextts2

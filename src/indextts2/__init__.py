@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from indextts2.engine import StreamingOptions
     from indextts2.errors import (
         AudioDecodeError,
+        EngineFailed,
         IndexTTS2Error,
         InvalidInput,
         ModelNotFound,
@@ -28,12 +29,14 @@ if TYPE_CHECKING:
         VoiceNotFound,
     )
     from indextts2.options import EMOTIONS, Emotion, SynthesisOptions
+    from indextts2.pool import SynthesizerPool
     from indextts2.synthesizer import AudioChunk, Synthesizer
     from indextts2.voice import Voice
 
 # public name -> module that defines it
 _EXPORTS: dict[str, str] = {
     "Synthesizer": "indextts2.synthesizer",
+    "SynthesizerPool": "indextts2.pool",
     "AudioChunk": "indextts2.synthesizer",
     "Voice": "indextts2.voice",
     "Emotion": "indextts2.options",
@@ -44,6 +47,7 @@ _EXPORTS: dict[str, str] = {
     "load_audio": "indextts2.audio",
     "Client": "indextts2.client",
     "AudioDecodeError": "indextts2.errors",
+    "EngineFailed": "indextts2.errors",
     "IndexTTS2Error": "indextts2.errors",
     "InvalidInput": "indextts2.errors",
     "ModelNotFound": "indextts2.errors",
@@ -59,6 +63,7 @@ __all__ = [
     "AudioDecodeError",
     "Client",
     "Emotion",
+    "EngineFailed",
     "IndexTTS2Error",
     "InvalidInput",
     "ModelNotFound",
@@ -66,6 +71,7 @@ __all__ = [
     "StreamingOptions",
     "SynthesisOptions",
     "Synthesizer",
+    "SynthesizerPool",
     "TextTooLong",
     "Voice",
     "VoiceNotFound",

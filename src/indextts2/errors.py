@@ -14,6 +14,7 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "EmptyText",
+    "EngineFailed",
     "IndexTTS2Error",
     "InvalidInput",
     "LicenseNotAccepted",
@@ -152,4 +153,21 @@ class Overloaded(IndexTTS2Error):
 
     def __init__(self, message: str = "the server is busy; try again shortly", retry_after: float = 1.0):
         super().__init__(message)
+        self.retry_after = retry_after
+
+
+class EngineFailed(IndexTTS2Error):
+    """The engine that ran the request failed (a device error): the request cannot finish there.
+
+    ``fatal`` says whether the device is unusable from now on (a CUDA error leaves its context
+    broken) or only this batch was lost (out of memory). Sending the request again is safe: a
+    server with several devices serves it on another one.
+    """
+
+    http_status = 503
+    code = "engine_failed"
+
+    def __init__(self, message: str, *, fatal: bool = True, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.fatal = fatal
         self.retry_after = retry_after

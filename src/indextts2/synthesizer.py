@@ -165,13 +165,18 @@ class Synthesizer:
         voice_cache_size: int = 64,
         max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
         engine: EngineConfig | Literal[False] | None = None,
+        share_voices_with: Synthesizer | None = None,
     ) -> None:
         self._model: TTSModel | None = model
         self._text = text
         self.model_id = model_id
         self.fingerprint = fingerprint
         self.max_text_chars = max_text_chars
-        self._voices: _LRU[str, Voice] = _LRU(voice_cache_size)
+        # encoded voices live on the CPU: synthesizers of one model on several devices share them
+        self._voices: _LRU[str, Voice] = (
+            share_voices_with._voices if share_voices_with is not None else _LRU(voice_cache_size)
+        )
+        self._owns_voices = share_voices_with is None
         self._latents: _LRU[str, torch.Tensor] = _LRU(voice_cache_size)
         self._emotion_clips: _LRU[str, EmotionConditioning] = _LRU(voice_cache_size)
         # Test hook: replays recorded flow noise (see model.pipeline.NoiseSource).
@@ -200,6 +205,7 @@ class Synthesizer:
         progress: Progress | None = None,
         engine: EngineConfig | Literal[False] | None = None,
         normalization: NormalizationMode = "corrected",
+        share_voices_with: Synthesizer | None = None,
     ) -> Synthesizer:
         """Load a model once.
 
@@ -220,6 +226,9 @@ class Synthesizer:
             normalization: how the text front end reads numbers: ``corrected`` (as a careful reader
                 says them) or ``official`` (exactly the official front end, misreadings included;
                 see :class:`~indextts2.text.TextNormalizer`).
+            share_voices_with: another Synthesizer of the same model (on another device) whose
+                encoded voices this one shares: a voice is encoded once for both (see
+                :class:`~indextts2.pool.SynthesizerPool`).
 
         Raises:
             ModelNotFound, ModelFilesMissing, LicenseNotAccepted, StoreError: from the model store.
@@ -271,6 +280,7 @@ class Synthesizer:
             voice_cache_size=voice_cache_size,
             max_text_chars=max_text_chars,
             engine=engine,
+            share_voices_with=share_voices_with,
         )
 
     @property
@@ -329,10 +339,24 @@ class Synthesizer:
             engine.close()
         on_cuda = self._model.device.type == "cuda"
         self._model = None
-        for cache in (self._voices, self._latents, self._emotion_clips):
+        for cache in (self._latents, self._emotion_clips):
             cache.clear()
+        if self._owns_voices:  # a shared cache stays with the synthesizers still open
+            self._voices.clear()
         if on_cuda:
             torch.cuda.empty_cache()
+
+    def warm_up(self) -> None:
+        """Run one short request, so that the first client does not pay for the engine's start.
+
+        The engine thread starts, its KV pool is allocated, CUDA graphs are captured and kernels
+        chosen. ``indextts2 serve --replace`` warms the new server this way before it takes over.
+        """
+        from indextts2.samples import sample_voice
+
+        options = SynthesisOptions(max_codes=24, diffusion_steps=2)
+        for _ in self.stream("Hello.", voice=self.voice(sample_voice()), options=options):
+            pass
 
     def __enter__(self) -> Synthesizer:
         return self

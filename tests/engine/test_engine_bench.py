@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from indextts2.cli.app import app
@@ -67,3 +69,34 @@ def test_bench_runs_levels_and_the_sequential_baseline(tmp_path: Path) -> None:
     assert f"| 3 | {levels[1]['engine']['decode_steps']} |" in table  # the stage table
     assert report["meta"]["model"] == "dummy:tiny"
     assert report["meta"]["command"].startswith("indextts2 bench")
+    # the capacity stated for the default target: a measured level, per GPU
+    planned = report["capacity"]
+    assert planned["target_first_audio_p95"] == 1.5
+    met = [level for level in levels if level["first_audio_p95"] <= 1.5]
+    assert planned["clients_per_gpu"] == (max(level["concurrency"] for level in met) if met else 0)
+    assert "capacity:" in result.output
+
+
+def _level(clients: int, p95: float | None, failed: int = 0) -> Any:
+    from indextts2.engine.bench import LevelReport
+
+    return LevelReport(clients, clients * 4, failed, 10.0, clients * 20.0, 0.1, 0.2, p95, p95, p95, None)
+
+
+def test_capacity_is_the_largest_measured_level_within_the_target() -> None:
+    from indextts2.engine.bench import BenchReport, capacity
+    from indextts2.errors import InvalidInput
+
+    report = BenchReport({}, [_level(1, 0.3), _level(4, 0.6), _level(16, 1.2), _level(64, 2.8)])
+    planned = capacity(report, 1.5)
+    assert planned["clients_per_gpu"] == 16
+    assert planned["limited_by"] == "target"
+    assert planned["audio_seconds_per_second_per_gpu"] == 32.0  # 320 audio s in 10 s
+    assert capacity(report, 3.0)["limited_by"] == "levels"  # even 64 met it: at least 64
+    assert capacity(report, 0.1) == {**capacity(report, 0.1), "clients_per_gpu": 0.0, "limited_by": "none"}
+    # a level with failures never counts, whatever its latency; a server's GPUs divide it
+    failing = BenchReport({}, [_level(4, 0.6), _level(16, 0.9, failed=2)])
+    assert capacity(failing, 1.5)["measured_at"] == 4
+    assert capacity(BenchReport({}, [_level(16, 1.2)]), 1.5, gpus=4)["clients_per_gpu"] == 4
+    with pytest.raises(InvalidInput):
+        capacity(report, 0)

@@ -63,13 +63,14 @@ class ServerProcess:
         *,
         env: dict[str, str] | None = None,
         program: list[str] | None = None,
+        model_args: list[str] = MODEL_ARGS,
     ) -> None:
         self.port = free_port() if "--port" not in args else int(args[args.index("--port") + 1])
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = home / f"server-{self.port}-{time.monotonic_ns()}.log"
         PROCESS_LOGS.append(self.log_path)  # scanned for credentials when the run ends
         port_args = [] if "--port" in args else ["--port", str(self.port)]
-        command = [*(program or SERVE_COMMAND), "serve", *port_args, *MODEL_ARGS, *args]
+        command = [*(program or SERVE_COMMAND), "serve", *port_args, *model_args, *args]
         environment = {**os.environ, "INDEXTTS2_HOME": str(home), **(env or {})}
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=environment)

@@ -443,7 +443,11 @@ def test_openai_bad_input(
 
 def test_health_ready_models_info(client: Any) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
-    assert client.get("/readyz").json() == {"status": "ready", "model": "dummy:tiny"}
+    assert client.get("/readyz").json() == {
+        "status": "ready",
+        "model": "dummy:tiny",
+        "engines": [{"device": "cpu", "state": "serving"}],
+    }
     models = [m["id"] for m in client.get("/v1/models").json()["data"]]
     assert models[0] == "dummy:tiny"
     assert "tts-1" in models

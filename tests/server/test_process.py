@@ -332,3 +332,49 @@ def test_replace_takes_over_the_port(start_server: Callable[..., ServerProcess],
     assert httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200
     assert second.terminate() == 0
     assert not pidfile.exists()
+
+
+def test_replace_restarts_without_a_refused_connection_or_a_503(
+    start_server: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    """A client loops requests (a fresh connection each) while ``serve --replace`` takes over."""
+    pidfile = tmp_path / "serve.pid"
+    port = str(free_port())
+    url = f"http://127.0.0.1:{port}/v1/audio/speech"
+    first = start_server("--port", port, "--pidfile", str(pidfile))
+    outcomes: list[Any] = []
+    stop = threading.Event()
+
+    def client_loop() -> None:
+        deadline = time.monotonic() + 150  # bounded, whatever happens
+        while not stop.is_set() and time.monotonic() < deadline:
+            body = {"input": "Still here?", "voice": "sample", "response_format": "wav"}
+            try:
+                response = httpx.post(url, json=body, timeout=30)
+                detail = response.text[:200] if response.status_code != 200 else ""
+                outcomes.append((response.status_code, detail))
+            except httpx.TransportError as exc:  # refused, reset, closed without an answer
+                outcomes.append((type(exc).__name__, str(exc)))
+
+    looping = threading.Thread(target=client_loop)
+    looping.start()
+    try:
+        second = start_server("--port", port, "--pidfile", str(pidfile), "--replace", wait=False)
+        assert first.process.wait(90) == 0, first.log()[-2000:]  # drained and gone
+        served_before = len(outcomes)
+        deadline = time.monotonic() + 30
+        while len(outcomes) < served_before + 3 and time.monotonic() < deadline:
+            time.sleep(0.05)  # a few requests served by the new server alone
+    finally:
+        stop.set()
+        looping.join(60)
+    failures = [outcome for outcome in outcomes if outcome[0] != 200]
+    assert not failures, failures[:5]
+    assert len(outcomes) >= 6, outcomes
+    assert pidfile.read_text().strip() == str(second.pid)
+    old_log, new_log = first.log(), second.log()
+    assert "handed the listening socket to a replacement server" in old_log
+    assert "taking over the port" in new_log
+    assert "POST /v1/audio/speech 200" in old_log  # it served while the new one loaded ...
+    assert "POST /v1/audio/speech 200" in new_log  # ... and the new one after it
+    assert second.terminate() == 0

@@ -91,3 +91,22 @@ def test_conditioning_cache_is_bounded(tmp_path: Path) -> None:
     assert store.cached_conditioning(VOICE_B) == "conditioning-b"
     store.delete(VOICE_B)
     assert store.cached_conditioning(VOICE_B) is None
+
+
+def test_servers_sharing_a_directory_see_each_others_voices(tmp_path: Path) -> None:
+    """Pods of a Deployment (or Ray ingress replicas) on one volume: a voice one saves, the other
+    finds on first use; and a half-written entry of one is never removed by the other."""
+    first = VoiceStore(tmp_path, rescan_seconds=0)
+    second = VoiceStore(tmp_path, rescan_seconds=0)
+    first.load()
+    second.load()
+    writing = tmp_path / ".tmp-being-written-by-another-pod"
+    writing.mkdir()
+    record, _ = first.save(
+        voice_id="a" * 64, reference=b"RIFF", filename="me.wav", name="shared", duration=1.0, model_id="m"
+    )
+    assert second.get("shared").id == record.id
+    assert [r.id for r in second.records()] == [record.id]
+    assert writing.exists()
+    with pytest.raises(VoiceNotFound):
+        second.get("nobody")

@@ -120,6 +120,15 @@ def bench(
         bool, typer.Option(help="torch.compile the DiT (experimental; the warm-up request waits for it).")
     ] = False,
     profile: Annotated[bool, typer.Option(help="Time every stage (synchronises after each).")] = False,
+    target_first_audio_p95: Annotated[
+        float,
+        typer.Option(
+            help="Seconds: the report states how many clients per GPU kept first audio p95 within it."
+        ),
+    ] = 1.5,
+    gpus: Annotated[
+        int, typer.Option(help="GPUs behind --server (its engines or replicas), for clients per GPU.")
+    ] = 1,
     json_path: Annotated[
         str | None, typer.Option("--json", help="Write the report as JSON to this file ('-': stdout).")
     ] = None,
@@ -141,11 +150,15 @@ def bench(
       indextts2 bench --model dummy:full --concurrency 1,64 --profile     where the time goes
       indextts2 bench --model dummy:tiny --device cpu --concurrency 1,4 --diffusion-steps 4
       indextts2 bench --server http://gpu-box:7860 --api-key K --concurrency 1,16
+      indextts2 bench --server http://lb:80 --gpus 4 --target-first-audio-p95 1.0 --json cap.json
+
+    The report states the clients one GPU served within --target-first-audio-p95
+    (docs/deploy.md turns it into a number of GPUs).
 
     Random (dummy) weights never choose to stop, so each text decodes exactly
     --codes-per-second codes per second of its intended speech: runs compare.
     """
-    from indextts2.engine.bench import BenchSettings, LevelReport
+    from indextts2.engine.bench import BenchSettings, LevelReport, capacity
 
     if baseline not in ("none", "sequential"):
         raise InvalidInput(f"--baseline is 'none' or 'sequential', got {baseline!r}")
@@ -200,18 +213,33 @@ def bench(
             meta=meta,
             progress=progress,
         )
+    if server is None and gpus != 1:
+        raise InvalidInput("--gpus is for --server; an in-process run measures one device")
+    planned = capacity(report, target_first_audio_p95, gpus=gpus)
     out.print(_table(report))
+    err.print(_capacity_line(planned), highlight=False)
     if markdown_path is not None:
         from indextts2.engine.bench import markdown
 
         markdown_path.write_text(markdown(report), encoding="utf-8")
     if json_path is not None:
-        data = json.dumps(report.to_json(), indent=2, ensure_ascii=False)
+        data = json.dumps({**report.to_json(), "capacity": planned}, indent=2, ensure_ascii=False)
         if json_path == "-":
             out.print_json(data)
         else:
             Path(json_path).write_text(data + "\n", encoding="utf-8")
             err.print(f"report written to {json_path}")
+
+
+def _capacity_line(planned: dict[str, Any]) -> str:
+    target = f"first audio p95 <= {planned['target_first_audio_p95'] * 1000:.0f} ms"
+    if planned["limited_by"] == "none":
+        return f"capacity: no measured level kept {target}; try fewer clients or a faster setup"
+    more = " (the largest level run: there may be room for more)" if planned["limited_by"] == "levels" else ""
+    return (
+        f"capacity: {planned['clients_per_gpu']:g} concurrent clients per GPU with {target}, "
+        f"measured at {planned['measured_at']} client(s){more}"
+    )
 
 
 @dataclass(frozen=True)

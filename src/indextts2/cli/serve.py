@@ -53,6 +53,14 @@ def serve(
             help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps. Default: INDEXTTS2_DEVICE, else auto.",
         ),
     ] = None,
+    devices: Annotated[
+        str | None,
+        typer.Option(
+            "--devices",
+            help="One engine per device, each with its own model copy, behind a router: "
+            "cuda:0,cuda:1 or all (every GPU); cpu,cpu tries two engines on the CPU.",
+        ),
+    ] = None,
     gpu: Annotated[bool, typer.Option("--gpu", help="Same as --device cuda.")] = False,
     cpu: Annotated[bool, typer.Option("--cpu", help="Same as --device cpu.")] = False,
     model: Annotated[
@@ -199,9 +207,16 @@ def serve(
     from indextts2.server.process import render_systemd_unit
 
     aliases = [flag for flag, given in (("--gpu", gpu), ("--cpu", cpu)) if given]
-    if len(aliases) + (device is not None) > 1:
-        given = [*aliases, *([f"--device {device}"] if device is not None else [])]
-        raise ConfigError(f"choose one device, not {' and '.join(given)}")
+    chosen = [
+        *aliases,
+        *([f"--device {device}"] if device is not None else []),
+        *([f"--devices {devices}"] if devices is not None else []),
+    ]
+    if len(chosen) > 1:
+        raise ConfigError(f"choose one device, not {' and '.join(chosen)}")
+    from indextts2.pool import parse_devices
+
+    device_list = tuple(parse_devices(devices)) if devices is not None and not print_systemd_unit else ()
     alias = "cuda" if gpu else "cpu" if cpu else None
     settings = Settings.from_env().with_overrides(model=model, device=device or alias)
     from indextts2.server.logs import LOG_FORMATS
@@ -213,6 +228,7 @@ def serve(
         port=port,
         model=settings.model,
         device=settings.device,
+        devices=device_list,
         api_keys=tuple(api_key or ()),
         api_keys_file=api_keys_file.expanduser().resolve() if api_keys_file else None,
         basic_auth=basic_auth,
@@ -260,7 +276,8 @@ def serve(
     if not print_systemd_unit:  # a unit may be written for another machine
         from indextts2.synthesizer import resolve_device
 
-        resolve_device(config.device)  # an unknown device, or CUDA where there is none: one line now
+        for name in config.devices or (config.device,):  # an unknown device, or CUDA where there is
+            resolve_device(name)  # none: one line now
     if print_systemd_unit:
         serve_args = _serve_args_for_unit()
         writable = [settings.home]

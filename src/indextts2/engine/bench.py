@@ -43,6 +43,7 @@ __all__ = [
     "BenchText",
     "LevelReport",
     "RequestResult",
+    "capacity",
     "markdown",
     "reference_clip",
     "run_in_process",
@@ -236,6 +237,43 @@ class BenchReport:
             "levels": [{**level.to_json(), "speedup": self.speedup(level)} for level in self.levels],
             "baseline": self.baseline.to_json() if self.baseline is not None else None,
         }
+
+
+def capacity(report: BenchReport, target_first_audio_p95: float, *, gpus: int = 1) -> dict[str, Any]:
+    """How many concurrent clients one GPU served within a first-audio p95 target, as measured.
+
+    The answer is the largest measured client count whose every request succeeded and whose first
+    audio p95 met the target, divided by the GPUs that served it (``gpus``: 1 in-process; a
+    server's engines with ``--server``). Only measured levels count: between two levels the true
+    figure is unknown, so run the levels around it (``--concurrency 8,12,16``) to narrow it down.
+    ``limited_by``: ``target`` when a larger level missed it, ``levels`` when even the largest
+    level met it (the capacity is at least that), ``none`` when no level met it.
+
+    Raises:
+        InvalidInput: a target or GPU count that is not positive.
+    """
+    from indextts2.errors import InvalidInput
+
+    if not target_first_audio_p95 > 0 or gpus < 1:
+        raise InvalidInput("the first-audio p95 target must be positive and gpus at least 1")
+    met = [
+        level
+        for level in report.levels
+        if level.failed == 0
+        and level.first_audio_p95 is not None
+        and level.first_audio_p95 <= target_first_audio_p95
+    ]
+    best = max(met, key=lambda level: level.concurrency, default=None)
+    larger = [level for level in report.levels if best is None or level.concurrency > best.concurrency]
+    return {
+        "target_first_audio_p95": target_first_audio_p95,
+        "gpus": gpus,
+        "clients_per_gpu": best.concurrency / gpus if best is not None else 0.0,
+        "measured_at": best.concurrency if best is not None else None,
+        "first_audio_p95": best.first_audio_p95 if best is not None else None,
+        "audio_seconds_per_second_per_gpu": best.throughput / gpus if best is not None else None,
+        "limited_by": "none" if best is None else "target" if larger else "levels",
+    }
 
 
 def markdown(report: BenchReport) -> str:

@@ -41,7 +41,7 @@ from indextts2.engine.render import Renderer, RenderPiece
 from indextts2.engine.requests import AudioChunk, RequestHandle, SynthesisJob
 from indextts2.engine.stats import STAGES, EngineStats, StageCounters, StageSpan
 from indextts2.engine.streaming import ChunkPlanner, CrossFader
-from indextts2.errors import IndexTTS2Error, InvalidInput, Overloaded
+from indextts2.errors import EngineFailed, IndexTTS2Error, InvalidInput, Overloaded
 from indextts2.model.pipeline import NoiseStream, Segment, TTSModel
 from indextts2.model.voice_types import SpeakerClip, VoiceConditioning
 
@@ -65,6 +65,21 @@ def max_positions(model: TTSModel, config: EngineConfig) -> int:
     """KV-cache positions per sequence: the config's, or what the model's limits can need."""
     gpt = model.gpt.config
     return config.max_positions or (gpt.max_text_tokens + PROMPT_OVERHEAD + gpt.max_mel_tokens)
+
+
+def _engine_failure(error: Exception, device: torch.device) -> EngineFailed:
+    """What the requests in progress get when an iteration fails: a 503 that names the device.
+
+    Running out of memory loses this batch only; any other error (a CUDA error leaves the device's
+    context broken) is fatal: the device should take no more work.
+    """
+    fatal = not isinstance(error, torch.OutOfMemoryError)
+    what = "ran out of memory" if not fatal else f"failed ({type(error).__name__}: {error})"
+    failure = EngineFailed(
+        f"the engine on {device} {what} while running this request; send it again", fatal=fatal
+    )
+    failure.__cause__ = error
+    return failure
 
 
 class EngineClosed(IndexTTS2Error):
@@ -340,7 +355,7 @@ class Engine:
                     progressed = self._iteration(calls, admitted)
                 except Exception as error:  # the thread must survive a failing batch
                     logger.exception("engine iteration failed; failing the requests in progress")
-                    self._fail_everything(error)
+                    self._fail_everything(_engine_failure(error, self.model.device))
                     progressed = True
                 # no references to finished requests (their audio, their segments) while idle
                 del calls, admitted

@@ -102,7 +102,7 @@ def create_app(
     access = AccessControl(config, usage=usage)
     tracing = Tracing(config.tracing)
     metrics.bind_admission(lambda: admission.queued, lambda: admission.in_flight)
-    metrics.bind_engine(speech.engine_stats)
+    metrics.bind_engines(speech.engines)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -196,7 +196,7 @@ async def drain(app: Litestar, grace: float) -> None:
 async def _load(speech: SpeechService, loader: Loader, metrics: Metrics) -> None:
     """Load the synthesizer on the GPU worker thread (the thread that will use it)."""
     config = speech.config
-    logger.info("loading model %s on %s", config.model, config.device)
+    logger.info("loading model %s on %s", config.model, ", ".join(config.devices) or config.device)
     try:
         synthesizer = await speech.admission.call(lambda: loader(config), timeout=None)
     except Exception as exc:  # noqa: BLE001 - reported here and by /readyz; the server stays alive

@@ -77,6 +77,11 @@ class ServerConfig:
     device: str = "auto"
     """Where the model runs: ``auto``, ``cpu``, ``cuda``, ``cuda:1``..."""
 
+    devices: tuple[str, ...] = ()
+    """One engine per device, each with its own copy of the model, behind a router that sends each
+    request to the engine with the least outstanding work (``("cuda:0", "cuda:1")``; ``("cpu",
+    "cpu")`` runs two engines on the CPU). Empty: one engine on ``device``."""
+
     api_keys: tuple[str, ...] = ()
     """Plain API keys given on the command line (kept in memory only as SHA-256 digests)."""
 

@@ -38,46 +38,71 @@ class _GpuMemoryCollector(Collector):
 
 
 class _EngineCollector(Collector):
-    """The engine's batch sizes per stage and its occupancy, read at scrape time."""
+    """Each engine's batch sizes per stage, occupancy and health, labelled by device, read at scrape
+    time (``read()`` gives a list of :class:`~indextts2.pool.EngineStatus`)."""
 
     def __init__(self) -> None:
-        self.read: Callable[[], Any] = lambda: None
+        self.read: Callable[[], Any] = lambda: []
 
     def collect(self) -> Iterator[Any]:
-        stats = self.read()
+        engines = self.read() or []
         batches = CounterMetricFamily(
-            "indextts2_engine_batches", "Batches run by the engine, by stage", labels=["stage"]
+            "indextts2_engine_batches", "Batches run by the engine, by stage", labels=["device", "stage"]
         )
         items = CounterMetricFamily(
             "indextts2_engine_batch_items",
             "Items processed by the engine, by stage (items / batches = the mean batch size)",
-            labels=["stage"],
+            labels=["device", "stage"],
         )
         last = GaugeMetricFamily(
-            "indextts2_engine_batch_size", "Size of the latest batch of each stage", labels=["stage"]
+            "indextts2_engine_batch_size",
+            "Size of the latest batch of each stage",
+            labels=["device", "stage"],
         )
         largest = GaugeMetricFamily(
-            "indextts2_engine_batch_size_max", "Largest batch of each stage so far", labels=["stage"]
+            "indextts2_engine_batch_size_max",
+            "Largest batch of each stage so far",
+            labels=["device", "stage"],
         )
         occupancy = GaugeMetricFamily(
-            "indextts2_engine_requests", "Requests in the engine, waiting or active", labels=["state"]
+            "indextts2_engine_requests",
+            "Requests in the engine, waiting or active",
+            labels=["device", "state"],
         )
         rows = GaugeMetricFamily(
-            "indextts2_engine_kv_rows", "Rows of the GPT's KV-cache pool", labels=["state"]
+            "indextts2_engine_kv_rows", "Rows of the GPT's KV-cache pool", labels=["device", "state"]
         )
-        decoding = GaugeMetricFamily("indextts2_engine_decoding", "Sequences in the GPT's decode batch")
-        if stats is not None:
+        decoding = GaugeMetricFamily(
+            "indextts2_engine_decoding", "Sequences in the GPT's decode batch", labels=["device"]
+        )
+        up = GaugeMetricFamily(
+            "indextts2_engine_up",
+            "1 while the engine takes requests, 0 once it failed and left the rotation",
+            labels=["device"],
+        )
+        outstanding = GaugeMetricFamily(
+            "indextts2_engine_outstanding",
+            "Requests routed to the engine and not finished (what the router balances)",
+            labels=["device"],
+        )
+        for engine in engines:
+            device = engine.name
+            up.add_metric([device], 1.0 if engine.healthy else 0.0)
+            outstanding.add_metric([device], float(engine.outstanding))
+            stats = engine.stats
+            if stats is None:
+                continue
             for stage in stats.batches:
-                batches.add_metric([stage], float(stats.batches[stage]))
-                items.add_metric([stage], float(stats.items[stage]))
-                last.add_metric([stage], float(stats.last_batch[stage]))
-                largest.add_metric([stage], float(stats.largest_batch[stage]))
-            occupancy.add_metric(["waiting"], float(stats.waiting))
-            occupancy.add_metric(["active"], float(stats.active))
-            rows.add_metric(["total"], float(stats.kv_rows))
-            rows.add_metric(["free"], float(stats.kv_rows_free))
-            decoding.add_metric([], float(stats.decoding))
-        yield from (batches, items, last, largest, occupancy, rows, decoding)
+                batches.add_metric([device, stage], float(stats.batches[stage]))
+                items.add_metric([device, stage], float(stats.items[stage]))
+                last.add_metric([device, stage], float(stats.last_batch[stage]))
+                largest.add_metric([device, stage], float(stats.largest_batch[stage]))
+            occupancy.add_metric([device, "waiting"], float(stats.waiting))
+            occupancy.add_metric([device, "active"], float(stats.active))
+            rows.add_metric([device, "total"], float(stats.kv_rows))
+            rows.add_metric([device, "free"], float(stats.kv_rows_free))
+            decoding.add_metric([device], float(stats.decoding))
+        yield from (batches, items, last, largest, occupancy, rows, decoding, up, outstanding)
 
 
 class Metrics:
@@ -124,8 +149,8 @@ class Metrics:
         self._engine = _EngineCollector()
         self.registry.register(self._engine)
 
-    def bind_engine(self, read: Callable[[], Any]) -> None:
-        """Report the engine's statistics (``read()`` gives ``EngineStats`` or None)."""
+    def bind_engines(self, read: Callable[[], Any]) -> None:
+        """Report the engines' statistics (``read()`` gives a list of ``EngineStatus``)."""
         self._engine.read = read
 
     def bind_admission(self, queued: Callable[[], float], in_flight: Callable[[], float]) -> None:

@@ -10,7 +10,9 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -19,6 +21,7 @@ from indextts2.errors import ConfigError, IndexTTS2Error
 from indextts2.server.app import create_app, drain
 from indextts2.server.config import ServerConfig, is_loopback_host
 from indextts2.server.context import ACCESS_LOGGER
+from indextts2.server.handover import HandoverServer, handover_path, request_drain, take_listener
 from indextts2.server.process import Pidfile
 
 __all__ = ["SHUTDOWN_MARGIN_SECONDS", "load_synthesizer", "serve"]
@@ -27,13 +30,19 @@ logger = logging.getLogger(__name__)
 
 
 def load_synthesizer(config: ServerConfig) -> Any:
-    """The Synthesizer the server uses (runs on the GPU worker thread at startup)."""
+    """The Synthesizer the server uses (runs on the GPU worker thread at startup): one engine, or
+    a :class:`~indextts2.pool.SynthesizerPool` of one engine per device (``config.devices``)."""
     from indextts2 import Synthesizer  # issue 8
     from indextts2.engine import EngineConfig
 
     # every admitted request is active in the engine at once; the admission queue is the only queue
     engine = EngineConfig(max_active=config.gpu_workers, max_queue=config.gpu_workers)
-    return Synthesizer.from_pretrained(config.model, device=config.device, engine=engine)
+    from indextts2.pool import SynthesizerPool
+
+    if config.devices:
+        return SynthesizerPool.from_pretrained(config.model, devices=config.devices, engine=engine)
+    # a pool of one: an engine that fails is reported the same way (/readyz, /healthz, 503s)
+    return SynthesizerPool([Synthesizer.from_pretrained(config.model, device=config.device, engine=engine)])
 
 
 # uvicorn's own limit on waiting for connections after SIGTERM, past the grace period: the app ends
@@ -56,8 +65,17 @@ class _Server(uvicorn.Server):
         super().__init__(config)
         self._on_started = on_started
         self._on_shutdown = on_shutdown
+        self.handing_over = False
+        """The replacement serves from the same socket: stop accepting, serve what was accepted."""
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.handing_over:
+            # Stop accepting first (the replacement accepts from the same queue), and give the
+            # connections accepted a moment ago the time to send their requests: uvicorn closes
+            # every connection that has not started a request yet.
+            for server in self.servers:
+                server.close()
+            await asyncio.sleep(_HANDOVER_LINGER_SECONDS)
         # uvicorn stops listening, then waits for the open connections; the drain ends their
         # requests at the end of the grace period, so that they close
         draining = asyncio.create_task(self._on_shutdown())
@@ -91,6 +109,11 @@ class _Server(uvicorn.Server):
                 captured = getattr(self, "_captured_signals", None)
                 if isinstance(captured, list):
                     captured[:] = [s for s in captured if s != signal.SIGTERM]
+
+
+# After a handover, how long the replaced server keeps its accepted connections open for their
+# first request before it closes the idle ones (a request on loopback arrives within milliseconds).
+_HANDOVER_LINGER_SECONDS = 1.0
 
 
 # glibc's mallopt parameters: blocks above the mmap threshold are mapped and unmapped on their own;
@@ -148,8 +171,11 @@ def serve(
 
     Args:
         config: the server's configuration; ``config.pidfile`` must be set.
-        replace: stop the server recorded in the pidfile first, and take over its port.
-        loader: loads the Synthesizer (default :func:`load_synthesizer`); runs in the background.
+        replace: take over from the server recorded in the pidfile: load and warm the model while
+            it serves, take its listening socket, then tell it to drain (``server/handover.py``);
+            a server that offers no handover is stopped first instead.
+        loader: loads the Synthesizer (default :func:`load_synthesizer`); runs in the background,
+            or first of all when replacing.
         forwarded_allow_ips: proxies trusted for X-Forwarded-For (uvicorn's setting; default 127.0.0.1).
         access_log: log one line per request (the ``indextts2.server.access`` logger).
 
@@ -166,20 +192,90 @@ def serve(
     if config.pidfile is None:
         raise ConfigError("serve needs a pidfile path in its config")
     pidfile = Pidfile(config.pidfile)
-    pidfile.claim(replace=replace, wait_seconds=config.grace_period)
+    load = loader or load_synthesizer
+    running = pidfile.running_pid() if replace else None
+    takeover = _take_over(config, load, running) if running is not None else None
+    if takeover is None:
+        pidfile.claim(replace=replace, wait_seconds=config.grace_period)
+    else:
+        pidfile.write()
     try:
         _run(
-            config, loader or load_synthesizer, forwarded_allow_ips=forwarded_allow_ips, access_log=access_log
+            config,
+            load,
+            takeover=takeover,
+            forwarded_allow_ips=forwarded_allow_ips,
+            access_log=access_log,
         )
     finally:
         pidfile.release()  # whatever stopped it: a failed start leaves no pidfile behind
     logger.warning("server stopped (pid %d)", os.getpid())
 
 
+class _Takeover:
+    """What a replacement brings to its start: its loaded model and the old server's socket."""
+
+    def __init__(self, synthesizer: Any, listener: socket.socket, old: Path) -> None:
+        self.synthesizer = synthesizer
+        self.listener = listener
+        self.old = old
+
+
+def _take_over(config: ServerConfig, load: Callable[[ServerConfig], Any], pid: int) -> _Takeover | None:
+    """Load and warm the model while the server ``pid`` serves, then take its listening socket.
+
+    None when it offers no handover (it is then stopped first, the old way).
+    """
+    assert config.pidfile is not None
+    path = handover_path(config.pidfile)
+    if not path.exists():
+        logger.warning(
+            "the server with pid %d offers no socket handover (an older indextts2?): it is stopped "
+            "first, and the port stays closed until this one is up",
+            pid,
+        )
+        return None
+    started = time.monotonic()
+    logger.warning("replacing the server with pid %d: loading %s while it serves", pid, config.model)
+    try:  # if this fails, the old server simply keeps serving
+        synthesizer = load(config)
+        warm_up = getattr(synthesizer, "warm_up", None)
+        if warm_up is not None:
+            warm_up()
+    except IndexTTS2Error:
+        raise
+    except Exception as exc:
+        message = f"cannot load model {config.model}: {exc}; the old server keeps serving"
+        raise IndexTTS2Error(message) from exc
+    listener = take_listener(path)
+    if listener is not None and listener.getsockname()[1] != config.port and config.port != 0:
+        logger.warning(
+            "the running server listens on port %d, not %d: it is stopped first instead",
+            listener.getsockname()[1],
+            config.port,
+        )
+        listener.close()
+        listener = None
+    if listener is None:
+        close = getattr(synthesizer, "close", None)
+        if close is not None:
+            close()
+        return None
+    logger.warning(
+        "loaded and warmed in %.1f s; taking over the port from pid %d", time.monotonic() - started, pid
+    )
+    return _Takeover(synthesizer, listener, path)
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, function: Callable[[], None]) -> None:
+    loop.call_soon_threadsafe(function)
+
+
 def _run(
     config: ServerConfig,
     loader: Callable[[ServerConfig], Any],
     *,
+    takeover: _Takeover | None = None,
     forwarded_allow_ips: str | None,
     access_log: bool,
 ) -> None:
@@ -198,7 +294,8 @@ def _run(
 
     _steady_heap()
     logging.getLogger(ACCESS_LOGGER).disabled = not access_log
-    app = create_app(config, loader=guarded_loader)
+    preloaded = takeover.synthesizer if takeover is not None else None
+    app = create_app(config, preloaded, loader=None if preloaded is not None else guarded_loader)
     uvicorn_config = uvicorn.Config(
         app,
         host=config.host,
@@ -211,24 +308,63 @@ def _run(
         forwarded_allow_ips=forwarded_allow_ips,
         server_header=False,
     )
-
-    def started(addresses: list[str]) -> None:
-        for address in addresses:
-            logger.warning("indextts2 serving on %s (web page /, API docs /docs)", address)
-
-    async def stopping() -> None:
-        logger.warning("stopping: requests in flight get %g s to finish", config.grace_period)
-        await drain(app, config.grace_period)
-
-    server = _Server(uvicorn_config, on_started=started, on_shutdown=stopping)
-    server_ref.append(server)
     cannot_start = ConfigError(
         f"the server could not start on {config.host}:{config.port}: is the port in use? (see the log above)"
     )
     try:
-        server.run()
+        # our own listening socket (not uvicorn's), so that a replacement can be handed it
+        listener = takeover.listener if takeover is not None else uvicorn_config.bind_socket()
     except SystemExit:  # uvicorn exits this way when it cannot bind
         raise cannot_start from None
+    assert config.pidfile is not None
+    handover: HandoverServer | None = None
+
+    def started(addresses: list[str]) -> None:
+        nonlocal handover
+        for address in addresses:
+            logger.warning("indextts2 serving on %s (web page /, API docs /docs)", address)
+        if takeover is not None and not request_drain(takeover.old):
+            logger.warning("the replaced server did not answer; it keeps serving beside this one")
+        loop = asyncio.get_running_loop()
+
+        def hand_over() -> None:
+            server.handing_over = True
+            server.should_exit = True
+
+        handover = HandoverServer(
+            handover_path(config.pidfile),  # type: ignore[arg-type]  # checked above
+            listener,
+            on_drain=lambda: _call_soon(loop, hand_over),
+        )
+        handover.start()
+
+    async def stopping() -> None:
+        grace = config.grace_period
+        if server.handing_over:
+            # the replacement accepts every new connection: serve what the open ones still bring
+            # (their responses close them), and drain only what is left at the end of the grace
+            logger.warning("handed over: finishing the requests already accepted (up to %g s)", grace)
+            deadline = time.monotonic() + grace
+            while server.server_state.connections and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            grace = max(0.0, deadline - time.monotonic())
+        else:
+            logger.warning("stopping: requests in flight get %g s to finish", grace)
+        await drain(app, grace)
+
+    server = _Server(uvicorn_config, on_started=started, on_shutdown=stopping)
+    server_ref.append(server)
+    try:
+        server.run(sockets=[listener])
+    except SystemExit:  # uvicorn exits this way when the app cannot start
+        raise cannot_start from None
+    finally:
+        if handover is not None:
+            handover.close()
+        if preloaded is not None:  # the app closes only what it loaded itself
+            close = getattr(preloaded, "close", None)
+            if close is not None:
+                close()
     if load_failure:
         failure = load_failure[0]
         if isinstance(failure, IndexTTS2Error):

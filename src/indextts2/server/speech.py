@@ -17,6 +17,7 @@ import anyio
 from indextts2.audio import load_audio
 from indextts2.engine.stats import StageObserver
 from indextts2.errors import InvalidInput
+from indextts2.pool import EngineStatus
 from indextts2.server.admission import Admission, Ticket
 from indextts2.server.config import ServerConfig
 from indextts2.server.errors import NotReady, ShuttingDown
@@ -56,10 +57,27 @@ class SpeechService:
     def model_id(self) -> str:
         return str(getattr(self.synthesizer, "model_id", self.config.model))
 
-    def engine_stats(self) -> Any:
-        """The engine's statistics (None before the first request, or without an engine)."""
-        stats = getattr(self.synthesizer, "engine_stats", None)
-        return stats() if stats is not None else None
+    def engines(self) -> list[EngineStatus]:
+        """Every engine behind this service: its health, outstanding requests and statistics.
+
+        A pool (``--devices``) and a Ray deployment report their own; a single Synthesizer is one
+        engine, on its device.
+        """
+        synthesizer = self.synthesizer
+        if synthesizer is None:
+            return []
+        engines = getattr(synthesizer, "engines", None)
+        if engines is not None:
+            return list(engines())
+        read = getattr(synthesizer, "engine_stats", None)
+        name = str(getattr(synthesizer, "device", self.config.device))
+        in_flight = self.admission.in_flight
+        return [EngineStatus(name, True, None, in_flight, read() if read is not None else None)]
+
+    @property
+    def healthy(self) -> bool:
+        """Some engine takes requests (False once every engine of a pool has failed)."""
+        return bool(getattr(self.synthesizer, "healthy", True))
 
     async def drain(self, grace: float) -> None:
         """Admit nothing new; end what is still running after ``grace`` seconds (see ``app.drain``)."""

@@ -25,11 +25,13 @@ import dataclasses
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import shutil
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -94,10 +96,17 @@ class VoiceRecord:
 
 
 class VoiceStore:
-    """The saved voices of one server. Thread-safe; call its blocking methods off the event loop."""
+    """The saved voices of one server. Thread-safe; call its blocking methods off the event loop.
 
-    def __init__(self, root: Path, *, cache_size: int = 64) -> None:
+    Several servers may share the directory (pods of a Deployment, Ray ingress replicas): a voice
+    another one saved is found on first use, since a lookup that misses reads the directory again
+    (at most once per ``rescan_seconds``), and so does a listing.
+    """
+
+    def __init__(self, root: Path, *, cache_size: int = 64, rescan_seconds: float = 2.0) -> None:
         self.root = root
+        self._rescan_seconds = rescan_seconds
+        self._scanned_at = -math.inf
         self._records: dict[str, VoiceRecord] = {}
         self._builtin: dict[str, tuple[VoiceRecord, Path]] = {}  # id -> record, reference file
         self._lock = threading.Lock()
@@ -127,8 +136,13 @@ class VoiceStore:
 
     # ---- disk
 
-    def load(self) -> None:
-        """Create the directory if needed and read every saved voice (broken entries are skipped)."""
+    def load(self, *, rescan: bool = False) -> None:
+        """Create the directory if needed and read every saved voice (broken entries are skipped).
+
+        ``rescan``: a later read, for voices other servers saved; it leaves their half-written
+        entries alone (at start, those are what a crash left behind, and go).
+        """
+        self._scanned_at = time.monotonic()
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -136,11 +150,12 @@ class VoiceStore:
         records: dict[str, VoiceRecord] = {}
         for entry in sorted(self.root.iterdir()):
             if entry.name.startswith(".tmp-"):
-                shutil.rmtree(entry, ignore_errors=True)  # left by a crash during a write
+                if not rescan:
+                    shutil.rmtree(entry, ignore_errors=True)  # left by a crash during a write
                 continue
             if not (entry.is_dir() and is_voice_id(entry.name)):
                 continue
-            for stale in entry.glob(_META_TEMPORARY + "*"):
+            for stale in () if rescan else entry.glob(_META_TEMPORARY + "*"):
                 stale.unlink(missing_ok=True)  # left by a crash while a name was added
             try:
                 meta = json.loads((entry / _META).read_text(encoding="utf-8"))
@@ -154,7 +169,15 @@ class VoiceStore:
             records[record.id] = record
         with self._lock:
             self._records = records
-        logger.info("voice store %s: %d voice(s)", self.root, len(records))
+        level = logging.DEBUG if rescan else logging.INFO
+        logger.log(level, "voice store %s: %d voice(s)", self.root, len(records))
+
+    def _rescan(self) -> bool:
+        """Read the directory again unless that was done within ``rescan_seconds``."""
+        if time.monotonic() - self._scanned_at < self._rescan_seconds:
+            return False
+        self.load(rescan=True)
+        return True
 
     def save(
         self,
@@ -302,6 +325,7 @@ class VoiceStore:
 
     def records(self) -> list[VoiceRecord]:
         """The built-in voices, then the saved ones, oldest first."""
+        self._rescan()
         with self._lock:
             builtin = [record for record, _ in self._builtin.values()]
             return builtin + sorted(self._records.values(), key=lambda r: (r.created, r.id))
@@ -329,6 +353,9 @@ class VoiceStore:
             )
         with self._lock:
             record = self._by_id(key) if is_voice_id(key) else self._by_name(key)
+        if record is None and self._rescan():  # saved by another server on the same directory?
+            with self._lock:
+                record = self._by_id(key) if is_voice_id(key) else self._by_name(key)
         if record is None:
             raise VoiceNotFound(
                 f"there is no saved voice {key!r}; list them with GET /v1/voices, or upload a reference "

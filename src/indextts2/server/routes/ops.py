@@ -19,26 +19,34 @@ from indextts2.server.routes.openai import served_models
 __all__ = ["HANDLERS"]
 
 
+def _dead(speech: Speech) -> bool:
+    """Every engine failed: only a restart helps (a liveness probe's 503 gets one)."""
+    return speech.ready and not speech.healthy
+
+
 @get(
     "/healthz",
     opt={"public": True},
-    operation_class=documented(403, public=True),
+    operation_class=documented(403, 503, public=True),
     tags=["operations"],
-    summary="Liveness (no key needed)",
+    summary="Liveness (no key needed); 503 once every engine has failed",
 )
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+async def healthz(speech: Speech) -> Response[dict[str, Any]]:
+    if _dead(speech):
+        body = error_body("engines_failed", "every engine has failed; restart the server")
+        return Response(body, status_code=HTTP_503_SERVICE_UNAVAILABLE)
+    return Response({"status": "ok"}, status_code=HTTP_200_OK)
 
 
 @head(
     "/healthz",
     opt={"public": True},
-    operation_class=documented(403, public=True, bodies=False),
+    operation_class=documented(403, 503, public=True, bodies=False, success={200: ("Alive", ())}),
     tags=["operations"],
     summary="Liveness, for load balancers",
 )
-async def healthz_head() -> None:
-    return None
+async def healthz_head(speech: Speech) -> Response[None]:
+    return Response(None, status_code=HTTP_503_SERVICE_UNAVAILABLE if _dead(speech) else HTTP_200_OK)
 
 
 def _not_ready_reason(speech: Speech) -> str | None:
@@ -49,7 +57,21 @@ def _not_ready_reason(speech: Speech) -> str | None:
         return f"the model could not be loaded: {speech.load_error}"
     if not (speech.ready and speech.admission.stats().workers):
         return "the model is not loaded yet"
+    if not speech.healthy:
+        failed = "; ".join(f"{e.name}: {e.error}" for e in speech.engines() if not e.healthy)
+        return f"every engine has failed ({failed}); the server must be restarted"
     return None
+
+
+def _engines(speech: Speech) -> list[dict[str, Any]]:
+    """Each engine's state, for /readyz: serving, or failed and why."""
+    states = []
+    for engine in speech.engines():
+        state: dict[str, Any] = {"device": engine.name, "state": "serving" if engine.healthy else "failed"}
+        if engine.error:
+            state["error"] = engine.error
+        states.append(state)
+    return states
 
 
 @get(
@@ -62,8 +84,12 @@ def _not_ready_reason(speech: Speech) -> str | None:
 async def readyz(speech: Speech) -> Response[dict[str, Any]]:
     reason = _not_ready_reason(speech)
     if reason is None:
-        return Response({"status": "ready", "model": speech.model_id}, status_code=HTTP_200_OK)
-    return Response(error_body("not_ready", reason), status_code=HTTP_503_SERVICE_UNAVAILABLE)
+        body = {"status": "ready", "model": speech.model_id, "engines": _engines(speech)}
+        return Response(body, status_code=HTTP_200_OK)
+    body = error_body("not_ready", reason)
+    if speech.ready:
+        body["engines"] = _engines(speech)
+    return Response(body, status_code=HTTP_503_SERVICE_UNAVAILABLE)
 
 
 @head(
