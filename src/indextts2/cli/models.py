@@ -327,7 +327,10 @@ def path(
 @app.command(name="import")
 def import_(
     source: Annotated[Path, typer.Argument(help="A checkpoints directory, or a .tar / .tar.gz of one.")],
-    model: Annotated[str, typer.Option("--model", help="Which model it is.")] = DEFAULT_MODEL_ID,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="Which model it must be (default: recognised by its files)."),
+    ] = None,
     revision: Annotated[
         str | None,
         typer.Option("--revision", help="Name to file it under (default: the archive's, or main)."),
