@@ -34,7 +34,7 @@ import torch
 
 from indextts2.audio import Audio, AudioSource, load_audio
 from indextts2.engine import AudioChunk, Engine, EngineConfig, EngineStats, StreamingOptions, SynthesisJob
-from indextts2.engine.scheduler import PROMPT_OVERHEAD, max_positions
+from indextts2.engine.scheduler import max_positions
 from indextts2.errors import IndexTTS2Error, InvalidInput, TextTooLong
 from indextts2.model.decoding import make_generator
 from indextts2.model.dummy import DUMMY_SEED
@@ -450,7 +450,7 @@ class Synthesizer:
         if self._engine_config is not None:
             positions = max_positions(self.model, self._engine_config)
             longest = max(len(segment.ids) for segment in segments)
-            if longest + PROMPT_OVERHEAD + options.max_codes > positions:
+            if longest + self.model.prompt_overhead + options.max_codes > positions:
                 raise InvalidInput(
                     f"a segment of {longest} tokens with max_codes {options.max_codes} can need more than "
                     f"the engine's {positions} KV-cache positions per sequence: lower max_codes or "

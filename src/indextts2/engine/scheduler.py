@@ -50,7 +50,9 @@ logger = logging.getLogger(__name__)
 
 R = TypeVar("R")
 
-PROMPT_OVERHEAD = 37  # conditioning block (34) + start/stop text + start code (see model.gpt)
+# The most positions a prompt takes besides its text, over the model families (IndexTTS-2: 34
+# conditioning rows + start/stop text + start code); a loaded model knows its own (TTSModel.prompt_overhead).
+PROMPT_OVERHEAD = 37
 _IDLE_WAIT = 0.005  # seconds the thread sleeps when every request waits for its reader
 
 
@@ -63,7 +65,7 @@ def _close_at_exit(engine: weakref.ReferenceType[Engine]) -> None:
 def max_positions(model: TTSModel, config: EngineConfig) -> int:
     """KV-cache positions per sequence: the config's, or what the model's limits can need."""
     gpt = model.gpt.config
-    return config.max_positions or (gpt.max_text_tokens + PROMPT_OVERHEAD + gpt.max_mel_tokens)
+    return config.max_positions or (gpt.max_text_tokens + model.prompt_overhead + gpt.max_mel_tokens)
 
 
 class EngineClosed(IndexTTS2Error):
@@ -422,7 +424,7 @@ class Engine:
         if pool is None:
             raise RuntimeError("the engine is not set up")
         for segment in segments:
-            needed = len(segment.text_ids) + PROMPT_OVERHEAD + segment.generation.max_codes
+            needed = len(segment.text_ids) + self.model.prompt_overhead + segment.generation.max_codes
             if needed > pool.positions:
                 raise InvalidInput(
                     f"a segment of {len(segment.text_ids)} tokens with max_codes "
