@@ -324,16 +324,27 @@ class UnifiedVoice(nn.Module):
         latents: torch.Tensor = self.perceiver_encoder(encoded, mask.squeeze(1))
         return latents
 
+    def emotion_encoder_output(
+        self, features: torch.Tensor, *, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The emotion conformer's output ``(B, T', C)`` and its mask ``(B, 1, T')``."""
+        return self._encode(self.emo_conditioning_encoder, features, lengths)
+
+    def emotion_pooled(self, encoded: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The emotion perceiver's one latent ``(B, 1, W)`` of a conformer output and its mask."""
+        pooled: torch.Tensor = self.emo_perceiver_encoder(encoded, mask.squeeze(1))
+        return pooled
+
     def emotion_vector(self, features: torch.Tensor, *, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """The emotion vector ``(B, D)`` of a clip's w2v-BERT features (official ``get_emovec``)."""
-        encoded, mask = self._encode(self.emo_conditioning_encoder, features, lengths)
-        pooled = self.emo_perceiver_encoder(encoded, mask.squeeze(1)).squeeze(1)  # (B, W)
+        encoded, mask = self.emotion_encoder_output(features, lengths=lengths)
+        pooled = self.emotion_pooled(encoded, mask).squeeze(1)  # (B, W)
         vector: torch.Tensor = self.emo_layer(self.emovec_layer(pooled))
         return vector
 
     # ------------------------------------------------------------------ prompts
 
-    def _conditioning_block(self, latents: torch.Tensor, emotion: torch.Tensor) -> torch.Tensor:
+    def conditioning_block(self, latents: torch.Tensor, emotion: torch.Tensor) -> torch.Tensor:
         """conformer: [latents + emotion] [speed_emb(1)] [speed_emb(0)], ``(B, 34, D)``;
         campplus: [speaker row + emotion] [0] [0], ``(B, 3, D)``."""
         batch = latents.shape[0]
@@ -420,7 +431,7 @@ class UnifiedVoice(nn.Module):
             )
         if languages is not None and len(languages) != len(text_ids):
             raise InvalidInput(f"{len(languages)} language ids for {len(text_ids)} texts")
-        conditioning = self._conditioning_block(latents, emotion)
+        conditioning = self.conditioning_block(latents, emotion)
         cfg = self.config
         prompts = []
         for row, ids in enumerate(text_ids):
@@ -464,7 +475,7 @@ class UnifiedVoice(nn.Module):
         self._require("conformer", "the latent pass")
         if not (len(text_ids) == len(codes) == latents.shape[0] == emotion.shape[0]):
             raise InvalidInput("latents, emotion vectors, texts and codes must have the same batch size")
-        conditioning = self._conditioning_block(latents, emotion)
+        conditioning = self.conditioning_block(latents, emotion)
         device = conditioning.device
         cfg = self.config
         sequences, mel_starts, counts = [], [], []
