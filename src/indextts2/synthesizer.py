@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
 import secrets
 import threading
@@ -36,11 +35,11 @@ from indextts2.audio import Audio, AudioSource, load_audio
 from indextts2.engine import AudioChunk, Engine, EngineConfig, EngineStats, StreamingOptions, SynthesisJob
 from indextts2.engine.scheduler import max_positions
 from indextts2.errors import IndexTTS2Error, InvalidInput, TextTooLong
+from indextts2.loader import TextPreparer, dummy_bpe_model, load_model, resolve_device
 from indextts2.model.decoding import make_generator
-from indextts2.model.dummy import DUMMY_SEED
+from indextts2.model.family import ModelFamily
 from indextts2.model.flow import FlowOptions
 from indextts2.model.pipeline import NoiseSource, Segment, TTSModel
-from indextts2.model.precision import resolve_precision
 from indextts2.model.voice import load_emotion_clip, load_speaker_clip
 from indextts2.model.voice_types import MAX_REFERENCE_SECONDS, EmotionConditioning
 from indextts2.options import Emotion, SynthesisOptions
@@ -48,12 +47,17 @@ from indextts2.settings import DEFAULT_MODEL
 from indextts2.voice import Voice, content_id
 
 if TYPE_CHECKING:
-    from indextts2.store import ModelFiles
     from indextts2.store.progress import Progress
     from indextts2.text import Segment as TextSegment
-    from indextts2.text import TextFrontend
 
-__all__ = ["DEFAULT_MAX_TEXT_CHARS", "MIN_REFERENCE_SECONDS", "AudioChunk", "Synthesizer", "resolve_device"]
+__all__ = [
+    "DEFAULT_MAX_TEXT_CHARS",
+    "MIN_REFERENCE_SECONDS",
+    "AudioChunk",
+    "Synthesizer",
+    "dummy_bpe_model",
+    "resolve_device",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -109,38 +113,13 @@ class _Request:
     options: SynthesisOptions
     seed: int
     streaming: StreamingOptions
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` picks CUDA, then Apple MPS, then the CPU; anything else is checked to exist."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as exc:
-        raise InvalidInput(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps") from exc
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidInput(f"device {device!r} was asked for, but CUDA is not available here")
-    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
-        raise InvalidInput(f"device {device!r} does not exist: {torch.cuda.device_count()} GPU(s) here")
-    return resolved
+    language_id: int | None = None  # the lang_embedding row (IndexTTS-2.5)
 
 
 def _segment_seed(base: int, index: int | str) -> int:
     """Each segment's own seed, so that a segment's result does not depend on what it is batched with."""
     digest = hashlib.sha256(f"{base}:{index}".encode()).digest()
     return int.from_bytes(digest[:8], "little") >> 1
-
-
-def _fingerprint(parts: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 class Synthesizer:
@@ -153,7 +132,7 @@ class Synthesizer:
     def __init__(
         self,
         model: TTSModel,
-        text: TextFrontend,
+        text: TextPreparer,
         *,
         model_id: str,
         fingerprint: str,
@@ -162,6 +141,7 @@ class Synthesizer:
         engine: EngineConfig | Literal[False] | None = None,
     ) -> None:
         self._model: TTSModel | None = model
+        self.family: ModelFamily = model.family
         self._text = text
         self.model_id = model_id
         self.fingerprint = fingerprint
@@ -217,40 +197,22 @@ class Synthesizer:
             CheckpointError, ConfigError: a file does not fit the model.
             InvalidInput: an unknown device or dtype.
         """
-        from indextts2.store import dummy_preset, resolve_model
-        from indextts2.text import TextFrontend
-
-        target = resolve_device(device)
-        gpt_dtype = resolve_precision(dtype) if dtype is not None else None
-        if gpt_dtype is None:
-            gpt_dtype = torch.float16 if target.type == "cuda" else torch.float32
-        name = str(model)
-        preset = dummy_preset(name)
-        if preset is not None:
-            network = TTSModel.dummy(preset)
-            text = TextFrontend.from_model(dummy_bpe_model(), max_text_chars=max_text_chars)
-            fingerprint = _fingerprint({"preset": preset, "seed": DUMMY_SEED})
-        else:
-            files = resolve_model(
-                name,
-                revision=revision,
-                cache_dir=cache_dir,
-                offline=offline,
-                accept_license=accept_license,
-                progress=progress,
-            )
-            network = TTSModel.from_files(files)
-            text = TextFrontend.from_model(files.root, max_text_chars=max_text_chars)
-            fingerprint = _files_fingerprint(files, network)
-            name = files.model_id
-        network.to(target)
-        network.set_gpt_dtype(gpt_dtype)
-        logger.info("loaded %s on %s (GPT in %s)", name, target, gpt_dtype)
+        loaded = load_model(
+            model,
+            device=device,
+            dtype=dtype,
+            cache_dir=cache_dir,
+            revision=revision,
+            offline=offline,
+            accept_license=accept_license,
+            progress=progress,
+            max_text_chars=max_text_chars,
+        )
         return cls(
-            network,
-            text,
-            model_id=name,
-            fingerprint=fingerprint,
+            loaded.model,
+            loaded.text,
+            model_id=loaded.model_id,
+            fingerprint=loaded.fingerprint,
             voice_cache_size=voice_cache_size,
             max_text_chars=max_text_chars,
             engine=engine,
@@ -271,8 +233,9 @@ class Synthesizer:
         return self.model.device
 
     @property
-    def text_frontend(self) -> TextFrontend:
-        return self._text
+    def text_frontend(self) -> Any:
+        """The model's text front end: ``TextFrontend`` (IndexTTS-2) or ``MultilingualFrontend`` (2.5)."""
+        return self._text.frontend
 
     @property
     def batching(self) -> bool:
@@ -366,6 +329,7 @@ class Synthesizer:
             model_fingerprint=self.fingerprint,
             duration=clip.audio_22k.shape[0] / self.model.voice_encoder.mel.sample_rate,
             conditioning=conditioning,
+            family=self.family.name,
         )
         self._voices.put(voice_id, voice)
         return voice
@@ -380,6 +344,12 @@ class Synthesizer:
         """Refuse a voice made with another model (its conditioning would not fit this one)."""
         if not isinstance(voice, Voice):
             raise InvalidInput(f"voice must be a Voice (from Synthesizer.voice), got {type(voice).__name__}")
+        if voice.family != self.family.name:
+            raise InvalidInput(
+                f"this voice was made for an {voice.family} model ({voice.model_id}); this synthesizer runs "
+                f"{self.family.name} ({self.model_id}), whose voices hold other tensors: create the voice "
+                "again from its reference clip with this model"
+            )
         if voice.model_fingerprint != self.fingerprint:
             raise InvalidInput(
                 f"this voice was made with model {voice.model_id} ({voice.model_fingerprint}); this "
@@ -442,11 +412,16 @@ class Synthesizer:
             raise InvalidInput(
                 f"max_codes {options.max_codes} is more than the model's limit of {gpt.max_mel_tokens}"
             )
-        segments = self._text.prepare(
+        self.family.check_options(language=options.language, duration=options.duration)
+        prepared = self._text.prepare(
             text,
+            language=options.language,
             max_tokens_per_segment=options.max_text_tokens_per_segment,
             quick_streaming_tokens=streaming.quick_streaming_tokens,
         )
+        if prepared.detected is not None:
+            logger.info("no language given: speaking %s", prepared.detected)
+        segments = prepared.segments
         if self._engine_config is not None:
             positions = max_positions(self.model, self._engine_config)
             longest = max(len(segment.ids) for segment in segments)
@@ -461,7 +436,8 @@ class Synthesizer:
             source = emotion.audio
             emotion_clip = load_emotion_clip(source if isinstance(source, Audio) else load_audio(source))
         seed = options.seed if options.seed is not None else secrets.randbits(62)
-        return _Request(segments, voice, emotion, emotion_clip, options, seed, streaming)
+        language_id = prepared.language_id
+        return _Request(segments, voice, emotion, emotion_clip, options, seed, streaming, language_id)
 
     def synthesize(
         self,
@@ -620,6 +596,8 @@ class Synthesizer:
                 index=index,
                 speed=options.speed,
                 noise_generator=make_generator(_segment_seed(request.seed, f"{index}:noise"), device),
+                language=request.language_id,
+                duration=options.duration,
             )
             for index, text_segment in enumerate(request.segments)
         ]
@@ -687,27 +665,3 @@ class Synthesizer:
             if index and silence.size:
                 yield AudioChunk(silence, self.sample_rate, segment=index, final=False)
             yield AudioChunk(result.wave.numpy(), self.sample_rate, segment=index, final=index == last)
-
-
-def dummy_bpe_model() -> Path:
-    """The small BPE model the dummy presets tokenize with (the golden checkpoint's, 1000 pieces)."""
-    from importlib import resources
-
-    with resources.as_file(resources.files("indextts2.model.presets") / "bpe.model") as path:
-        return Path(path)
-
-
-def _files_fingerprint(files: ModelFiles, model: TTSModel) -> str:
-    """What the voice conditioning depends on: the configs and the voice networks' files."""
-    sizes = {
-        role: path.stat().st_size
-        for role, path in files.paths().items()
-        if role in ("w2v_bert_weights", "w2v_stats", "semantic_codec", "campplus", "s2mel", "gpt")
-    }
-    return _fingerprint(
-        {
-            "config": model.config.main,
-            "w2v_bert": model.config.w2v_bert,
-            "sizes": sizes,
-        }
-    )

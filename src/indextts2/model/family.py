@@ -68,7 +68,8 @@ class ModelFamily:
         model_id: the hub id of its release.
         content_frames_per_code: s2mel content frames each code gives (1, or 2 through the codec).
         speaker_mode: the GPT's speaker conditioning (``UnifiedVoice`` ``conformer`` / ``campplus``).
-        languages: the language names a caller may choose; empty when the model takes none.
+        languages: the languages the model was trained on (a caller may name one, or one of the
+            official fall-backs its text front end accepts); empty when the model takes none.
         supports_duration: whether ``SynthesisOptions.duration`` (the official ``duration_factor``)
             applies.
         s2mel_gpt_layer: whether s2mel.pth has a ``gpt_layer`` (the latent pass feeds it).
