@@ -1,6 +1,7 @@
 """Shared fixtures.
 
-The golden directory is ``$INDEXTTS2_GOLDENS`` or ``../shared/goldens`` beside the checkout. Without it
+The golden directory is ``$INDEXTTS2_GOLDENS`` or ``../shared/goldens`` beside the checkout (IndexTTS-2.5's:
+``$INDEXTTS2_GOLDENS_25`` or ``goldens-2.5`` beside that). Without it
 the golden tests skip on a developer's machine but FAIL under CI (``CI`` set), so that a CI run can
 never pass by skipping them.
 """
@@ -26,6 +27,23 @@ def goldens() -> Path:
     root = _golden_dir()
     if not (root / "checkpoint").is_dir():
         message = f"golden directory {root} is missing (set INDEXTTS2_GOLDENS)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return root
+
+
+def _golden25_dir() -> Path:
+    configured = os.environ.get("INDEXTTS2_GOLDENS_25")
+    return Path(configured) if configured else _golden_dir().parent / "goldens-2.5"
+
+
+@pytest.fixture(scope="session")
+def goldens25() -> Path:
+    """The IndexTTS-2.5 golden directory: ``$INDEXTTS2_GOLDENS_25`` or ``goldens-2.5`` beside the goldens."""
+    root = _golden25_dir()
+    if not (root / "checkpoint").is_dir():
+        message = f"IndexTTS-2.5 golden directory {root} is missing (set INDEXTTS2_GOLDENS_25)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)

@@ -89,3 +89,53 @@ def test_rich_markup_in_the_text_is_printed_literally() -> None:
     result = runner.invoke(app, ["text", "[bold]hi[/bold] 3"], env=WIDE)
     assert result.exit_code == 0, result.output
     assert "'bold'hi'/bold' three" in result.stdout
+
+
+@pytest.mark.goldens
+def test_an_indextts25_model_shows_its_language_and_segments(goldens25: Path) -> None:
+    checkpoint = str(goldens25 / "checkpoint")
+    result = runner.invoke(app, ["text", "こんにちは", "--lang", "ja", "--model", checkpoint, "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert (data["language"], data["lang_id"], data["detected"]) == ("ja", 7, None)
+    assert data["segments"][0]["ids"][:2] == [1315, 220]  # <|ja|>, space
+    assert data["segments"][0]["tokens"][0] == "<|ja|>"
+
+
+@pytest.mark.goldens
+def test_an_indextts25_model_says_which_language_it_detected(goldens25: Path) -> None:
+    result = runner.invoke(app, ["text", "¿Qué tal? 8:00", "-m", str(goldens25 / "checkpoint")], env=WIDE)
+    assert result.exit_code == 0, result.output
+    assert "es (detected: Latin script with ñ, ¿ or ¡; --lang to choose)" in result.stdout
+    assert "¿QUÉ TAL? 8,00" in result.stdout
+
+
+@pytest.mark.goldens
+def test_text_normalization_can_be_switched_off_for_indextts25(goldens25: Path) -> None:
+    # The golden en_time string and its recorded official outputs.
+    base = [
+        "text",
+        "See you at 8:00 AM, not 8:30.",
+        "-l",
+        "en",
+        "-m",
+        str(goldens25 / "checkpoint"),
+        "--json",
+    ]
+    on = json.loads(runner.invoke(app, base).stdout)
+    off = json.loads(runner.invoke(app, [*base, "--no-text-normalization"]).stdout)
+    assert on["final_text"] == "see you at eight,zero am, not eight,thirty."
+    assert off["final_text"] == "see you at 8,00 am, not 8,30."
+
+
+@pytest.mark.goldens
+def test_language_flags_on_indextts2_or_bad_codes_are_one_line_and_exit_2(
+    goldens: Path, goldens25: Path
+) -> None:
+    result = runner.invoke(app, ["text", "hola", "--lang", "es", "-m", str(goldens / "checkpoint")])
+    assert result.exit_code == 2
+    assert "--lang applies to IndexTTS-2.5 models" in result.stderr
+    result = runner.invoke(app, ["text", "hola", "--lang", "xx", "-m", str(goldens25 / "checkpoint")])
+    assert result.exit_code == 2
+    assert "unknown language 'xx': IndexTTS-2.5 speaks zh, en, ja, es, ar" in result.stderr
+    assert "Traceback" not in result.output

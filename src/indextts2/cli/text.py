@@ -1,7 +1,9 @@
 """``indextts2 text``: what the front end makes of a text (normalised text, pieces, ids, segments).
 
-A debugging aid: it needs the model's ``bpe.model`` at most, never the weights or a GPU. Without a
-model only the normalised text is shown.
+A debugging aid: it needs the model's vocabulary at most (``bpe.model``; an IndexTTS-2.5 directory's
+``.tiktoken``), never the weights or a GPU. Without a model only the normalised text is shown. For
+an IndexTTS-2.5 model ``--lang`` picks the language (detected from the text when left out) and
+every step of its front end is shown.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from rich.table import Table
 from rich.text import Text
 
 from indextts2.cli._console import err, out
+from indextts2.errors import InvalidInput
 from indextts2.settings import Settings
 from indextts2.text import DEFAULT_MAX_TOKENS_PER_SEGMENT, Glossary, TextAnalysis, TextFrontend
+from indextts2.text.multilingual import MultilingualAnalysis, MultilingualFrontend, find_vocabulary
 
 
 def _locate_model(model: str | None) -> Path | None:
@@ -93,6 +97,68 @@ def _show(analysis: TextAnalysis, max_tokens: int) -> None:
     out.print(table)
 
 
+def _multilingual_json(analysis: MultilingualAnalysis, max_tokens: int) -> dict[str, Any]:
+    split = analysis.split(max_tokens)
+    detected = analysis.detected
+    return {
+        "text": analysis.text,
+        "language": analysis.language,
+        "detected": None if detected is None else {"language": detected.language, "reason": detected.reason},
+        "lang_id": analysis.lang_id,
+        "lang_prefix": analysis.lang_prefix,
+        "text_normalization": analysis.text_normalization,
+        "after_clean": analysis.after_clean,
+        "normalization": analysis.normalization,
+        "after_normalization": analysis.after_normalization,
+        "after_case": analysis.after_case,
+        "after_annotations": analysis.after_annotations,
+        "after_japanese": analysis.after_japanese,
+        "final_text": analysis.final_text,
+        "max_tokens_per_segment": max_tokens,
+        "segments": [
+            {"text": text, "tokens": list(segment.tokens), "ids": list(segment.ids)}
+            for text, segment in zip(split.texts, split.segments, strict=True)
+        ],
+    }
+
+
+def _show_multilingual(analysis: MultilingualAnalysis, max_tokens: int) -> None:
+    summary = Table(title="IndexTTS-2.5 text front end", show_header=False)
+    summary.add_column("step", style="bold")
+    summary.add_column("result", overflow="fold")
+    detected = analysis.detected
+    how = "given" if detected is None else f"detected: {detected.reason}; --lang to choose"
+    summary.add_row("language", f"{analysis.language} ({how})")
+    summary.add_row("lang_id / prefix", Text(f"{analysis.lang_id} / {analysis.lang_prefix!r}"))
+    summary.add_row("punctuation mapped", Text(analysis.after_clean))
+    if analysis.after_normalization is not None:
+        summary.add_row(f"normalised ({analysis.normalization})", Text(analysis.after_normalization))
+    summary.add_row("case", Text(analysis.after_case))
+    summary.add_row("annotations", Text(analysis.after_annotations))
+    if analysis.after_japanese is not None:
+        summary.add_row("Japanese words (MeCab)", Text(analysis.after_japanese))
+    summary.add_row("final text", Text(analysis.final_text))
+    out.print(summary)
+
+    split = analysis.split(max_tokens)
+    title = f"{len(split.segments)} segment(s), at most {max_tokens} tokens each (prefix included)"
+    table = Table(title=title)
+    table.add_column("#", justify="right")
+    table.add_column("tokens", justify="right")
+    table.add_column("text", overflow="fold")
+    table.add_column("tokens (␣ = space)", overflow="fold")
+    table.add_column("ids", overflow="fold")
+    for number, (segment_text, segment) in enumerate(zip(split.texts, split.segments, strict=True), start=1):
+        table.add_row(
+            str(number),
+            str(len(segment)),
+            Text(segment_text),
+            Text(" ".join(token.replace(" ", "␣") for token in segment.tokens)),
+            " ".join(str(i) for i in segment.ids),
+        )
+    out.print(table)
+
+
 def text(
     content: Annotated[str, typer.Argument(metavar="TEXT", help="The text to look at; '-' reads stdin.")],
     model: Annotated[
@@ -113,11 +179,45 @@ def text(
         typer.Option("--glossary", help="A glossary YAML laid over the model's glossary.yaml."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of tables.")] = False,
+    lang: Annotated[
+        str | None,
+        typer.Option(
+            "--lang",
+            "-l",
+            help="IndexTTS-2.5 models: the language, zh, en, ja, es or ar (also zhen, fr, yue, ... as "
+            "the official code). Default: detected from the text's script, and shown.",
+        ),
+    ] = None,
+    text_normalization: Annotated[
+        bool,
+        typer.Option(
+            "--text-normalization/--no-text-normalization",
+            help="IndexTTS-2.5 models: spell out numbers, dates and units (zh, en) first.",
+        ),
+    ] = True,
 ) -> None:
-    """Show the normalised text, the tokens and the segments IndexTTS2 would synthesise."""
+    """Show the normalised text, the tokens and the segments IndexTTS2 would synthesise.
+
+    With an IndexTTS-2.5 model directory, every step of its front end: e.g.
+    indextts2 text "こんにちは" --lang ja --model checkpoints/
+    """
     if content == "-":
         content = sys.stdin.read()
     located = _locate_model(model)
+    if located is not None and located.is_dir() and find_vocabulary(located) is not None:
+        multilingual = MultilingualFrontend.from_model(located, glossary=glossary)
+        steps = multilingual.analyze(content, language=lang, text_normalization=text_normalization)
+        if as_json:
+            typer.echo(json.dumps(_multilingual_json(steps, max_tokens), ensure_ascii=False))
+        else:
+            _show_multilingual(steps, max_tokens)
+        return
+    if lang is not None or not text_normalization:
+        flag = "--lang" if lang is not None else "--no-text-normalization"
+        raise InvalidInput(
+            f"{flag} applies to IndexTTS-2.5 models (a directory with a .tiktoken vocabulary); "
+            f"{'this model is IndexTTS-2' if located is not None else 'pass one with --model'}"
+        )
     if located is None:
         frontend = TextFrontend(glossary=Glossary.from_yaml(glossary) if glossary else None)
         normalized = frontend.normalize(frontend.check(content))

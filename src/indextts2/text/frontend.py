@@ -26,16 +26,20 @@ from indextts2.text.tokenize import BPE_FILE_NAME, Tokenizer, space_cjk_and_uppe
 
 __all__ = [
     "DEFAULT_MAX_TEXT_CHARS",
+    "EMPTY_TEXT_MESSAGE",
     "Segment",
     "TextAnalysis",
     "TextFrontend",
+    "check_max_text_chars",
+    "check_text",
+    "model_glossary",
     "sanitize",
 ]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_TEXT_CHARS = 10_000
-_EMPTY_MESSAGE = "the text is empty (or only whitespace and control characters); give some text"
+EMPTY_TEXT_MESSAGE = "the text is empty (or only whitespace and control characters); give some text"
 
 # C0 and C1 control characters except tab, newline and carriage return, and surrogate code points
 # (a str holding one did not come from valid UTF-8): neither can be spoken, and the FST runtime and
@@ -51,9 +55,45 @@ def sanitize(text: str) -> str:
     return cleaned
 
 
+def check_max_text_chars(max_text_chars: int) -> int:
+    if isinstance(max_text_chars, bool) or not isinstance(max_text_chars, int) or max_text_chars < 1:
+        raise InvalidInput(f"max_text_chars must be a whole number >= 1, got {max_text_chars!r}")
+    return max_text_chars
+
+
+def check_text(text: str, max_text_chars: int, *, allow_empty: bool = False) -> str:
+    """Validate and clean one text: type, length limit, then :func:`sanitize`.
+
+    Raises:
+        InvalidInput: ``text`` is not a str.
+        TextTooLong: it has more than ``max_text_chars`` characters.
+        EmptyText: nothing but whitespace is left (unless ``allow_empty``).
+    """
+    if not isinstance(text, str):
+        raise InvalidInput(f"the text must be a string, got {type(text).__name__}")
+    if len(text) > max_text_chars:
+        raise TextTooLong(len(text), max_text_chars)
+    cleaned = sanitize(text)
+    if not allow_empty and not cleaned.strip():
+        raise EmptyText(EMPTY_TEXT_MESSAGE)
+    return cleaned
+
+
+def model_glossary(model_dir: Path | None, glossary: Glossary | str | Path | None) -> Glossary:
+    """A model directory's ``glossary.yaml`` (when it has one) with ``glossary`` laid over it."""
+    base = Glossary()
+    if model_dir is not None and (model_dir / GLOSSARY_FILE_NAME).is_file():
+        base = Glossary.from_yaml(model_dir / GLOSSARY_FILE_NAME)
+    user = Glossary.from_yaml(glossary) if isinstance(glossary, (str, Path)) else glossary
+    return base.merged(user)
+
+
 @dataclass(frozen=True)
 class Segment:
-    """One piece of text that is synthesised in one go: SentencePiece pieces and their ids."""
+    """One piece of text that is synthesised in one go: its tokens and their ids.
+
+    IndexTTS-2: SentencePiece pieces. IndexTTS-2.5: each id's bytes as text (prefix included).
+    """
 
     tokens: tuple[str, ...]
     ids: tuple[int, ...]
@@ -135,8 +175,7 @@ class TextFrontend:
         glossary: Glossary | None = None,
         max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
     ) -> None:
-        if isinstance(max_text_chars, bool) or not isinstance(max_text_chars, int) or max_text_chars < 1:
-            raise InvalidInput(f"max_text_chars must be a whole number >= 1, got {max_text_chars!r}")
+        check_max_text_chars(max_text_chars)
         self.tokenizer = Tokenizer(bpe_path) if bpe_path is not None else None
         self.normalizer = TextNormalizer(glossary)
         self.max_text_chars = max_text_chars
@@ -159,10 +198,7 @@ class TextFrontend:
             ModelFilesMissing: the directory has no ``bpe.model``.
         """
         path = Path(model).expanduser()
-        model_glossary = Glossary()
         if path.is_dir():
-            if (path / GLOSSARY_FILE_NAME).is_file():
-                model_glossary = Glossary.from_yaml(path / GLOSSARY_FILE_NAME)
             bpe_path = path / _bpe_name_from_config(path)
         elif path.is_file():
             bpe_path = path
@@ -171,8 +207,8 @@ class TextFrontend:
                 f"{model} is not a model directory or a bpe.model file "
                 "(model ids of the store are not resolved here; pass a local path)"
             )
-        user_glossary = Glossary.from_yaml(glossary) if isinstance(glossary, (str, Path)) else glossary
-        return cls(bpe_path, glossary=model_glossary.merged(user_glossary), max_text_chars=max_text_chars)
+        merged = model_glossary(path if path.is_dir() else None, glossary)
+        return cls(bpe_path, glossary=merged, max_text_chars=max_text_chars)
 
     def _require_tokenizer(self) -> Tokenizer:
         if self.tokenizer is None:
@@ -187,14 +223,7 @@ class TextFrontend:
             TextTooLong: it has more than ``max_text_chars`` characters.
             EmptyText: nothing but whitespace is left (unless ``allow_empty``).
         """
-        if not isinstance(text, str):
-            raise InvalidInput(f"the text must be a string, got {type(text).__name__}")
-        if len(text) > self.max_text_chars:
-            raise TextTooLong(len(text), self.max_text_chars)
-        cleaned = sanitize(text)
-        if not allow_empty and not cleaned.strip():
-            raise EmptyText(_EMPTY_MESSAGE)
-        return cleaned
+        return check_text(text, self.max_text_chars, allow_empty=allow_empty)
 
     def normalize(self, text: str) -> str:
         """The official normalisation of ``text`` (no validation)."""
@@ -227,7 +256,7 @@ class TextFrontend:
             sp_input = space_cjk_and_upper_case(normalized)
         tokens = tokenizer.encode_pieces(sp_input or "")
         if not tokens and not allow_empty:
-            raise EmptyText(_EMPTY_MESSAGE)
+            raise EmptyText(EMPTY_TEXT_MESSAGE)
         return TextAnalysis(
             text=text,
             language=self.normalizer.language(cleaned),

@@ -24,7 +24,7 @@ from indextts2.text import protect
 from indextts2.text.fst import apply_fst
 from indextts2.text.glossary import Glossary
 
-__all__ = ["TextNormalizer", "detect_language"]
+__all__ = ["TextNormalizer", "detect_language", "map_punctuation"]
 
 _HAS_CJK = re.compile(r"[\u4e00-\u9fff]")
 _HAS_LATIN = re.compile(r"[a-zA-Z]")
@@ -86,6 +86,14 @@ _ZH_PUNCTUATION = _compile_map(_ZH_PUNCTUATION_MAP)
 def _map_punctuation(text: str, table: tuple[re.Pattern[str], dict[str, str]]) -> str:
     pattern, replacements = table
     return pattern.sub(lambda match: replacements[match.group()], text)
+
+
+def map_punctuation(text: str) -> str:
+    """The punctuation map alone (the official ``char_rep_map`` / ``clean_pattern``, without ``$``).
+
+    IndexTTS-2.5 applies it to the raw text of every language before anything else.
+    """
+    return _map_punctuation(text, _EN_PUNCTUATION)
 
 
 def detect_language(text: str) -> Literal["zh", "en"]:

@@ -1,5 +1,8 @@
 """Parity of the text front end: every string of ``inputs/texts.json`` against ``text.json``.
 
+An IndexTTS-2.5 golden set (a ``.tiktoken`` vocabulary in its checkpoint) is compared by
+:mod:`._text_multilingual`; what follows is IndexTTS-2's.
+
 For each string: the normalised text, the SentencePiece input, the pieces, the ids, and the segments
 (pieces and ids) at the two recorded limits, all compared exactly. The front end is built from the
 golden checkpoint's ``bpe.model`` as the official one was (``TextNormalizer(enable_glossary=True)``,
@@ -11,7 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 from indextts2.parity.core import Check, GoldenSet, compare_exact
+from indextts2.parity.stages import _text_multilingual
 from indextts2.text import TextFrontend
+from indextts2.text.multilingual import find_vocabulary
 
 STAGE = "text"
 # The limits text.json records segments for (keys segments_<limit> and segments_<limit>_ids).
@@ -49,6 +54,8 @@ def _compare_item(frontend: TextFrontend, item: dict[str, Any]) -> list[Check]:
 
 
 def run(golden: GoldenSet) -> list[Check]:
+    if find_vocabulary(golden.checkpoint) is not None:
+        return _text_multilingual.run(golden)
     recorded = golden.json("text.json")
     frontend = TextFrontend.from_model(golden.checkpoint)
     checks: list[Check] = []
