@@ -123,8 +123,6 @@ class ModelFamily:
                 f"{self.name} takes no language (it reads Chinese and English from the text itself); "
                 "leave the language out, or load IndexTeam/IndexTTS-2.5 for zh, en, ja, es or ar"
             )
-        if language is not None and language not in self.languages:
-            raise InvalidInput(f"{self.name} speaks {', '.join(self.languages)}; got language {language!r}")
         if duration != 1.0 and not self.supports_duration:
             raise InvalidInput(
                 f"{self.name} has no duration factor (an IndexTTS-2.5 control); set speed instead "
