@@ -114,8 +114,8 @@ def test_a_batch_of_clips_equals_each_clip_alone(encoder, goldens) -> None:
     assert batch.feature_lengths.tolist() == [53, 207]
     for row, path in enumerate((emo, ref)):
         alone, ours = encoder.encode_voice([path]), batch.item(row)
-        batch_codes = encoder.semantic_tokens(ours.speaker_features, ours.feature_lengths)[1]
-        assert torch.equal(batch_codes, encoder.semantic_tokens(alone.speaker_features, alone.feature_lengths)[1])
+        codes = [encoder.semantic_tokens(c.speaker_features, c.feature_lengths)[1] for c in (ours, alone)]
+        assert torch.equal(*codes)
         for name, value in alone.to_tensors().items():
             torch.testing.assert_close(getattr(ours, name), value, atol=1e-5, rtol=0, msg=name)
     # padding is zero, not garbage

@@ -37,6 +37,7 @@ __all__ = [
     "TextPreparer",
     "dummy_bpe_model",
     "dummy_vocabulary",
+    "family_of",
     "load_model",
     "resolve_device",
 ]
@@ -194,6 +195,24 @@ def _text_preparer(
     return TextPreparer(frontend, multilingual=True)
 
 
+def family_of(model: str | Path) -> ModelFamily:
+    """The family of a model name without loading it: a dummy preset's, a store id's, or the family a
+    local directory's files show (IndexTTS-2 when it is none of these)."""
+    from indextts2.model.family import family_named, family_of_preset
+    from indextts2.store import dummy_preset
+    from indextts2.store.manifest import MODELS, detect_spec
+
+    name = str(model)
+    preset = dummy_preset(name)
+    if preset is not None:
+        return family_of_preset(preset)
+    if name in MODELS:
+        return family_named(MODELS[name].family)
+    root = Path(name).expanduser()
+    spec = detect_spec(lambda rel: (root / rel).is_file()) if root.is_dir() else None
+    return family_named(spec.family if spec is not None else "IndexTTS-2")
+
+
 def load_model(
     model: str | Path,
     *,
@@ -237,4 +256,3 @@ def load_model(
     network.set_gpt_dtype(gpt_dtype)
     logger.info("loaded %s (%s) on %s (GPT in %s)", name, family.name, target, gpt_dtype)
     return LoadedModel(network, text, name, fingerprint)
-

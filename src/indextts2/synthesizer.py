@@ -35,7 +35,7 @@ from indextts2.audio import Audio, AudioSource, load_audio
 from indextts2.engine import AudioChunk, Engine, EngineConfig, EngineStats, StreamingOptions, SynthesisJob
 from indextts2.engine.scheduler import max_positions
 from indextts2.errors import IndexTTS2Error, InvalidInput, TextTooLong
-from indextts2.loader import TextPreparer, dummy_bpe_model, load_model, resolve_device
+from indextts2.loader import PreparedSegments, TextPreparer, dummy_bpe_model, load_model, resolve_device
 from indextts2.model.decoding import make_generator
 from indextts2.model.family import ModelFamily
 from indextts2.model.flow import FlowOptions
@@ -218,6 +218,18 @@ class Synthesizer:
             engine=engine,
         )
 
+    def without_engine(self) -> Synthesizer:
+        """A Synthesizer on the same model (shared, not copied) that runs every request alone, unbatched:
+        the baseline of benchmarks. Close this one, not the copy, to free the model."""
+        return Synthesizer(
+            self.model,
+            self._text,
+            model_id=self.model_id,
+            fingerprint=self.fingerprint,
+            max_text_chars=self.max_text_chars,
+            engine=False,
+        )
+
     @property
     def model(self) -> TTSModel:
         if self._model is None:
@@ -359,6 +371,29 @@ class Synthesizer:
 
     # ------------------------------------------------------------------------------ requests
 
+    def segments(
+        self,
+        text: str,
+        *,
+        options: SynthesisOptions | None = None,
+        streaming: StreamingOptions | None = None,
+    ) -> PreparedSegments:
+        """How :meth:`stream` would cut ``text`` into segments, and the language it would speak it in
+        (IndexTTS-2.5: the one named in ``options``, or the one detected from the script).
+
+        Raises:
+            InvalidInput, TextTooLong, EmptyText: as :meth:`stream` would for the text and options.
+        """
+        options = SynthesisOptions() if options is None else options
+        streaming = StreamingOptions() if streaming is None else streaming
+        self.family.check_options(language=options.language, duration=options.duration, speed=options.speed)
+        return self._text.prepare(
+            text,
+            language=options.language,
+            max_tokens_per_segment=options.max_text_tokens_per_segment,
+            quick_streaming_tokens=streaming.quick_streaming_tokens,
+        )
+
     def validate(
         self,
         text: str,
@@ -412,13 +447,7 @@ class Synthesizer:
             raise InvalidInput(
                 f"max_codes {options.max_codes} is more than the model's limit of {gpt.max_mel_tokens}"
             )
-        self.family.check_options(language=options.language, duration=options.duration)
-        prepared = self._text.prepare(
-            text,
-            language=options.language,
-            max_tokens_per_segment=options.max_text_tokens_per_segment,
-            quick_streaming_tokens=streaming.quick_streaming_tokens,
-        )
+        prepared = self.segments(text, options=options, streaming=streaming)
         if prepared.detected is not None:
             logger.info("no language given: speaking %s", prepared.detected)
         segments = prepared.segments

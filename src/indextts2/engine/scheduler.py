@@ -394,7 +394,7 @@ class Engine:
             self._end(request, error)
             return
         self._counters.note("conditioning", 1)
-        streaming = job.streaming
+        streaming = job.streaming.at_code_rate(self.model.family.code_rate)
         hop = self.model.vocoder.hop_size
         for index, segment in enumerate(segments):
             min_codes = job.min_codes[index] if job.min_codes is not None else 0

@@ -116,8 +116,12 @@ class ModelFamily:
         """Mel frames of ``codes`` codes at a speaking rate (the s2mel target-length rule)."""
         raise NotImplementedError
 
-    def check_options(self, *, language: str | None, duration: float) -> None:
-        """Refuse options this family does not have (:class:`~indextts2.errors.InvalidInput`)."""
+    def check_options(self, *, language: str | None, duration: float, speed: float = 1.0) -> None:
+        """Refuse options this family does not have (:class:`~indextts2.errors.InvalidInput`).
+
+        With both ``speed`` and ``duration`` (IndexTTS-2.5), their combined factor ``duration / speed``
+        must stay within 0.5-2, the range each has alone.
+        """
         if language is not None and not self.supports_language:
             raise InvalidInput(
                 f"{self.name} takes no language (it reads Chinese and English from the text itself); "
@@ -127,6 +131,11 @@ class ModelFamily:
             raise InvalidInput(
                 f"{self.name} has no duration factor (an IndexTTS-2.5 control); set speed instead "
                 f"(speed = 1 / duration: {1.0 / duration:.3g} for duration {duration:g})"
+            )
+        if not 0.5 <= duration / speed <= 2.0:
+            raise InvalidInput(
+                f"speed {speed:g} and duration {duration:g} together make the speech {duration / speed:.3g} "
+                "times as long; keep duration / speed between 0.5 and 2"
             )
 
 
