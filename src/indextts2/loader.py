@@ -111,6 +111,14 @@ class TextPreparer:
         return PreparedSegments(list(prepared.segments), prepared.language, prepared.lang_id, detected)
 
 
+    def count(self, text: str, *, language: str | None, max_tokens_per_segment: int) -> int:
+        """How many segments ``prepare`` makes, without logging its warnings again (``analyze``)."""
+        if not self.multilingual:
+            return len(self.frontend.analyze(text).segments(max_tokens_per_segment))
+        analysis = self.frontend.analyze(text, language=language)
+        return len(analysis.split(max_tokens_per_segment).segments)
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     """A model ready to serve: its networks, its text front end, its id and voice fingerprint."""

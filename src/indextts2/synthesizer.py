@@ -414,6 +414,13 @@ class Synthesizer:
             streaming=streaming,
         )
 
+    def segment_count(self, text: str, options: SynthesisOptions | None = None) -> int:
+        """How many segments :meth:`stream` cuts ``text`` into (for progress bars; logs nothing again)."""
+        options = SynthesisOptions() if options is None else options
+        return self._text.count(
+            text, language=options.language, max_tokens_per_segment=options.max_text_tokens_per_segment
+        )
+
     def _prepare(
         self,
         text: str,
