@@ -110,7 +110,6 @@ class TextPreparer:
             detected = f"{prepared.language} ({prepared.detected.reason})"
         return PreparedSegments(list(prepared.segments), prepared.language, prepared.lang_id, detected)
 
-
     def count(self, text: str, *, language: str | None, max_tokens_per_segment: int) -> int:
         """How many segments ``prepare`` makes, without logging its warnings again (``analyze``)."""
         if not self.multilingual:
@@ -193,14 +192,14 @@ def _text_preparer(
     from indextts2.text.multilingual import MultilingualFrontend
 
     if root is not None:
-        frontend = MultilingualFrontend.from_model(root, max_text_chars=max_text_chars)
+        multilingual = MultilingualFrontend.from_model(root, max_text_chars=max_text_chars)
     else:
-        frontend = MultilingualFrontend(
+        multilingual = MultilingualFrontend(
             dummy_vocabulary(),
             max_text_chars=max_text_chars,
             max_text_tokens=model.gpt.config.max_text_tokens,
         )
-    return TextPreparer(frontend, multilingual=True)
+    return TextPreparer(multilingual, multilingual=True)
 
 
 def family_of(model: str | Path) -> ModelFamily:

@@ -2,7 +2,7 @@
 
     from indextts2 import Synthesizer, Emotion
 
-    with Synthesizer.from_pretrained("IndexTeam/IndexTTS-2") as tts:
+    with Synthesizer.from_pretrained("IndexTeam/IndexTTS-2.5") as tts:
         voice = tts.voice("speaker.wav")                       # encoded once, cached by content
         audio = tts.synthesize("你好，世界。", voice=voice)
         audio.save("out.wav")
@@ -22,11 +22,10 @@ import hashlib
 import logging
 import secrets
 import threading
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -40,11 +39,12 @@ from indextts2.model.decoding import make_generator
 from indextts2.model.family import ModelFamily
 from indextts2.model.flow import FlowOptions
 from indextts2.model.pipeline import NoiseSource, Segment, TTSModel
-from indextts2.model.voice import load_emotion_clip, load_speaker_clip
-from indextts2.model.voice_types import MAX_REFERENCE_SECONDS, EmotionConditioning
+from indextts2.model.voice import load_emotion_clip
+from indextts2.model.voice_types import SpeakerClip, VoiceConditioning
 from indextts2.options import Emotion, SynthesisOptions
 from indextts2.settings import DEFAULT_MODEL
-from indextts2.voice import Voice, content_id
+from indextts2.voice import Voice
+from indextts2.voice_cache import MIN_REFERENCE_SECONDS, VoiceCache, speaker_clip
 
 if TYPE_CHECKING:
     from indextts2.store.progress import Progress
@@ -62,44 +62,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_TEXT_CHARS = 10_000
-MIN_REFERENCE_SECONDS = 0.5  # shorter references carry too little of a voice to clone
-SILENCE_PEAK = 1e-4  # a reference whose peak stays below this (-80 dBFS) is silence
 DEFAULT_BATCH_SEGMENTS = 8  # synthesize_batch: segments decoded and rendered together
-
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class _LRU(Generic[K, V]):
-    """A small thread-safe least-recently-used map."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict[K, V] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: K) -> V | None:
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
-
-    def put(self, key: K, value: V) -> None:
-        if self.size <= 0:
-            return
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
 
 
 @dataclass(frozen=True, eq=False)
@@ -146,9 +109,9 @@ class Synthesizer:
         self.model_id = model_id
         self.fingerprint = fingerprint
         self.max_text_chars = max_text_chars
-        self._voices: _LRU[str, Voice] = _LRU(voice_cache_size)
-        self._latents: _LRU[str, torch.Tensor] = _LRU(voice_cache_size)
-        self._emotion_clips: _LRU[str, EmotionConditioning] = _LRU(voice_cache_size)
+        self._cache = VoiceCache(
+            voice_cache_size, model_id=model_id, fingerprint=fingerprint, family=self.family.name
+        )
         # Test hook: replays recorded flow noise (see model.pipeline.NoiseSource).
         self._noise_source: NoiseSource | None = None
         if engine is not False and engine is not None and not isinstance(engine, EngineConfig):
@@ -178,12 +141,15 @@ class Synthesizer:
         """Load a model once.
 
         Args:
-            model: a model id of the store (``IndexTeam/IndexTTS-2``, downloaded on first use), a local
-                directory in the official checkpoints layout, or ``dummy:tiny`` / ``dummy:full``
-                (random weights at test / release sizes: every code path runs, the output is noise).
+            model: a model id of the store (``IndexTeam/IndexTTS-2.5``, the default, or
+                ``IndexTeam/IndexTTS-2``; downloaded on first use), a local directory in either's
+                official checkpoints layout, or a dummy preset (``dummy:tiny`` / ``dummy:full``,
+                ``dummy:tiny-2.5`` / ``dummy:full-2.5``: random weights at test / release sizes;
+                every code path runs, the output is noise).
             device: ``auto`` (CUDA > MPS > CPU), ``cpu``, ``cuda``, ``cuda:1``, ``mps``.
-            dtype: the GPT's precision (``fp16``, ``bf16``, ``fp32``); default fp16 on CUDA (the official
-                ``--fp16``), fp32 elsewhere. The other networks run in fp32, as official.
+            dtype: the GPT's precision (``fp16``, ``bf16``, ``fp32``); default on CUDA the official
+                one (fp16 for IndexTTS-2, bf16 for IndexTTS-2.5), fp32 elsewhere. The other networks
+                run in fp32, as official.
             cache_dir, revision, offline, accept_license, progress: passed to the model store
                 (:func:`indextts2.store.resolve_model`).
             voice_cache_size: how many voices (and emotion clips) stay encoded in memory.
@@ -287,8 +253,7 @@ class Synthesizer:
             engine.close()
         on_cuda = self._model.device.type == "cuda"
         self._model = None
-        for cache in (self._voices, self._latents, self._emotion_clips):
-            cache.clear()
+        self._cache.clear()
         if on_cuda:
             torch.cuda.empty_cache()
 
@@ -311,40 +276,15 @@ class Synthesizer:
             InvalidInput: the clip is shorter than 0.5 s or silent. Clips over 15 s are trimmed (with
                 a logged warning).
         """
-        decoded = audio if isinstance(audio, Audio) else load_audio(audio)
-        if decoded.duration < MIN_REFERENCE_SECONDS:
-            raise InvalidInput(
-                f"the reference clip is {decoded.duration:.2f} s long; give at least "
-                f"{MIN_REFERENCE_SECONDS} s of the speaker (5 to 15 s works best)"
-            )
-        if float(np.abs(decoded.samples).max()) < SILENCE_PEAK:
-            raise InvalidInput("the reference clip is silent; give a recording of the speaker")
-        if decoded.duration > MAX_REFERENCE_SECONDS:
-            logger.warning(
-                "the reference clip is %.1f s long; only its first %d s are used",
-                decoded.duration,
-                MAX_REFERENCE_SECONDS,
-            )
-        clip = load_speaker_clip(decoded)
-        voice_id = content_id(clip.audio_22k)
-        cached = self._voices.get(voice_id)
-        if cached is not None:
-            return cached
-        if self.batching:
-            conditioning = self.engine.encode_voice(clip)
-        else:
+        clip = speaker_clip(audio if isinstance(audio, Audio) else load_audio(audio))
+
+        def encode(clip: SpeakerClip) -> VoiceConditioning:
+            if self.batching:
+                return self.engine.encode_voice(clip)
             with self._lock:
-                conditioning = self.model.voice_encoder.encode_voice(clip).to("cpu", torch.float32)
-        voice = Voice(
-            id=voice_id,
-            model_id=self.model_id,
-            model_fingerprint=self.fingerprint,
-            duration=clip.audio_22k.shape[0] / self.model.voice_encoder.mel.sample_rate,
-            conditioning=conditioning,
-            family=self.family.name,
-        )
-        self._voices.put(voice_id, voice)
-        return voice
+                return self.model.voice_encoder.encode_voice(clip).to("cpu", torch.float32)
+
+        return self._cache.voice(clip, encode, sample_rate=self.model.voice_encoder.mel.sample_rate)
 
     def load_voice(self, path: str | Path) -> Voice:
         """Read a voice file (:meth:`Voice.save`) and check that it was made for this model."""
@@ -354,20 +294,7 @@ class Synthesizer:
 
     def check_voice(self, voice: Voice) -> None:
         """Refuse a voice made with another model (its conditioning would not fit this one)."""
-        if not isinstance(voice, Voice):
-            raise InvalidInput(f"voice must be a Voice (from Synthesizer.voice), got {type(voice).__name__}")
-        if voice.family != self.family.name:
-            raise InvalidInput(
-                f"this voice was made for an {voice.family} model ({voice.model_id}); this synthesizer runs "
-                f"{self.family.name} ({self.model_id}), whose voices hold other tensors: create the voice "
-                "again from its reference clip with this model"
-            )
-        if voice.model_fingerprint != self.fingerprint:
-            raise InvalidInput(
-                f"this voice was made with model {voice.model_id} ({voice.model_fingerprint}); this "
-                f"synthesizer runs {self.model_id} ({self.fingerprint}): create the voice again from "
-                "its reference clip"
-            )
+        self._cache.check(voice)
 
     # ------------------------------------------------------------------------------ requests
 
@@ -505,7 +432,8 @@ class Synthesizer:
         work before the next segment.
 
         Args:
-            text: what to say (Chinese, English or both).
+            text: what to say (IndexTTS-2: Chinese, English or both; IndexTTS-2.5: also Japanese,
+                Spanish, Arabic, in ``options.language`` or detected from the script).
             voice: from :meth:`voice` or :meth:`load_voice`.
             emotion: how it should sound (default: the speaker clip's own emotion).
             options: sampling, segmentation, diffusion and speed settings (default: official).
@@ -580,21 +508,6 @@ class Synthesizer:
             pieces.append(wave)
         return Audio(np.concatenate(pieces) if pieces else np.zeros(0, np.float32), self.sample_rate)
 
-    def _speaker_latents(self, voice: Voice) -> torch.Tensor:
-        latents = self._latents.get(voice.id)
-        if latents is None:
-            latents = self.model.speaker_latents(voice.conditioning)
-            self._latents.put(voice.id, latents)
-        return latents
-
-    def _emotion_conditioning(self, samples: torch.Tensor) -> EmotionConditioning:
-        clip_id = content_id(samples)
-        cached = self._emotion_clips.get(clip_id)
-        if cached is None:
-            cached = self.model.voice_encoder.encode_emotion(samples)
-            self._emotion_clips.put(clip_id, cached)
-        return cached
-
     def _segments(self, request: _Request, exact_codes: Sequence[int] | None = None) -> list[Segment]:
         """The request's segments, ready for the GPT: conditioning and emotion computed once.
 
@@ -603,9 +516,11 @@ class Synthesizer:
         model = self.model
         device = model.device
         conditioning = request.voice.conditioning.to(device)
-        latents = self._speaker_latents(request.voice)
+        latents = self._cache.speaker_rows(request.voice, model.speaker_latents)
         emotion = request.emotion
-        clip = self._emotion_conditioning(request.emotion_clip) if request.emotion_clip is not None else None
+        clip = None
+        if request.emotion_clip is not None:
+            clip = self._cache.emotion_clip(request.emotion_clip, model.voice_encoder.encode_emotion)
         text_weights = model.classify_emotions([emotion.text])[0] if emotion.text is not None else None
         vector = model.emotion_vector(
             emotion,

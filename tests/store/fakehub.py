@@ -241,6 +241,10 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+# The model most store tests exercise the store's mechanics with (IndexTTS-2.5's own: test_store_indextts25).
+MODEL = "IndexTeam/IndexTTS-2"
+
+
 def _preset_text(name: str, preset: str = "tiny") -> bytes:
     return (resources.files("indextts2.model.presets") / preset / name).read_bytes()
 

@@ -114,3 +114,18 @@ def test_removing_one_family_keeps_the_auxiliary_files_of_the_other(
 
 def _spec(model_id: str) -> ModelSpec:
     return get_model_spec(model_id)
+
+
+def test_indextts_2_5_is_the_default_model(hub: FakeHub, cache: Path) -> None:
+    from typer.testing import CliRunner
+
+    from indextts2.cli.app import app
+    from indextts2.settings import Settings
+
+    assert Settings().model == MODEL
+    result = CliRunner().invoke(app, ["models", "download", "--cache-dir", str(cache), "--accept-license"])
+    assert result.exit_code == 0, result.output
+    root = Path(result.stdout.strip().splitlines()[-1])
+    assert (root / "codec.pth").is_file()
+    assert (root / "hf_cache" / "bigvgan" / "config.json").is_file()
+    assert download_model(cache_dir=cache).model_id == MODEL  # the library's default too, now cached

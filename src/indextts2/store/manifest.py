@@ -35,7 +35,7 @@ __all__ = [
     "validate_layout_path",
 ]
 
-DEFAULT_MODEL_ID = "IndexTeam/IndexTTS-2"
+DEFAULT_MODEL_ID = "IndexTeam/IndexTTS-2.5"  # upstream's default since 2026-08-10; IndexTTS-2 stays supported
 
 # Hub repo ids are "owner/name" with letters, digits, '-', '_' and '.'.
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
