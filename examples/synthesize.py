@@ -1,12 +1,14 @@
 """indextts2 from Python: load a model, make a voice, speak, stream, and speak many texts at once.
 
-    python examples/synthesize.py                                  # dummy:tiny, the goldens' ref.wav
+    python examples/synthesize.py                                  # dummy:tiny, the sample voice
     python examples/synthesize.py --ref me.wav --out-dir speech/   # your own voice
     python examples/synthesize.py --model IndexTeam/IndexTTS-2 --ref me.wav   # the released model
 
 ``dummy:tiny`` runs the whole real pipeline on small random weights: it needs no download and
-produces noise, not speech. The released model is downloaded on first use (about 5 GB; accept
-its licence once with ``indextts2 models download --accept-license``).
+produces noise, not speech, for as long as the text takes to read. The sample voice is a synthetic
+clip shipped with indextts2 (``indextts2.samples.sample_voice()``). The released model is
+downloaded on first use (about 5 GB; accept its licence once with
+``indextts2 models download --accept-license``).
 
 Writes into --out-dir: voice.safetensors, hello.wav, happy.flac, stream.wav, batch-0.wav, batch-1.wav.
 """
@@ -14,22 +16,13 @@ Writes into --out-dir: voice.safetensors, hello.wav, happy.flac, stream.wav, bat
 from __future__ import annotations
 
 import argparse
-import os
 import time
 from pathlib import Path
 
 import soundfile as sf
 
 from indextts2 import Emotion, SynthesisOptions, Synthesizer
-
-HERE = Path(__file__).resolve().parent
-
-
-def default_reference() -> Path | None:
-    """The goldens' reference clip, when this checkout has them (INDEXTTS2_GOLDENS or ../shared/goldens)."""
-    goldens = os.environ.get("INDEXTTS2_GOLDENS") or HERE.parent.parent / "shared" / "goldens"
-    clip = Path(goldens) / "inputs" / "ref.wav"
-    return clip if clip.is_file() else None
+from indextts2.samples import sample_voice
 
 
 def main() -> None:
@@ -37,14 +30,14 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", default="dummy:tiny", help="model id, checkpoints directory or dummy:tiny")
-    parser.add_argument("--ref", type=Path, default=default_reference(), help="a clip of the speaker")
+    parser.add_argument(
+        "--ref", type=Path, default=sample_voice(), help="a clip of the speaker (default: the sample voice)"
+    )
     parser.add_argument("--out-dir", type=Path, default=Path("."), help="where the files go")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
     parser.add_argument("--steps", type=int, default=25, help="diffusion steps (25 official; fewer = faster)")
     parser.add_argument("--max-codes", type=int, default=1500, help="most semantic codes per segment")
     args = parser.parse_args()
-    if args.ref is None:
-        parser.error("give a reference clip of the speaker with --ref CLIP")
     args.out_dir.mkdir(parents=True, exist_ok=True)
 
     # One frozen options value, validated on construction; a fixed seed gives the same audio each run.

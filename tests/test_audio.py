@@ -24,6 +24,7 @@ from indextts2.audio import (
     resample,
     resample_soxr,
 )
+from indextts2.audio.io import DECODE_BLOCK_FRAMES, MAX_CHANNELS
 from indextts2.errors import AudioDecodeError, InvalidInput
 
 
@@ -124,7 +125,7 @@ def test_format_from_path_names_the_choices_on_a_bad_suffix() -> None:
 
 def test_encode_refuses_unknown_formats() -> None:
     with pytest.raises(InvalidInput, match="unknown audio format"):
-        encode(Audio(tone(0.1), 22050), "aac")  # type: ignore[arg-type]
+        encode(Audio(tone(0.1), 22050), "aiff")  # type: ignore[arg-type]
 
 
 def test_streaming_wav_is_readable_as_one_file() -> None:
@@ -189,6 +190,77 @@ def test_text_mode_file_objects_get_a_clear_error(tmp_path: Path) -> None:
 def test_streamed_wav_with_unknown_size_is_not_called_truncated() -> None:
     writer = StreamingWavWriter(16000)
     assert load_audio(writer.header() + writer.chunk(tone(0.1, rate=16000))).num_samples == 1600
+
+
+# ------------------------------------------------------------------------ hostile headers (bombs)
+
+
+def _flac(samples: np.ndarray, rate: int) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, rate, format="FLAC")
+    return buffer.getvalue()
+
+
+def _without_length(flac: bytes) -> bytes:
+    """The FLAC with STREAMINFO's total-samples field zeroed: "length unknown", as a streamed FLAC."""
+    assert flac[:4] == b"fLaC"
+    data = bytearray(flac)
+    # STREAMINFO starts at byte 8; its bytes 10..17 hold rate (20 bits), channels (3), bits (5) and
+    # the total number of samples (36 bits)
+    packed = int.from_bytes(data[18:26], "big") & ~((1 << 36) - 1)
+    data[18:26] = packed.to_bytes(8, "big")
+    return bytes(data)
+
+
+def test_a_header_over_the_rate_or_channel_limit_is_refused_before_decoding() -> None:
+    # the issue's bomb, scaled down: 655,350 Hz and 8 channels pass as audio, but no speech needs them
+    fast = _flac(np.full((6_554, 2), 0.25, np.float32), 655_350)
+    with pytest.raises(AudioDecodeError, match=r"655,350 Hz; this reads up to 192,000 Hz") as caught:
+        load_audio(fast, name="bomb.flac")
+    assert "cannot read audio bomb.flac" in str(caught.value)
+    wide = io.BytesIO()
+    sf.write(wide, np.zeros((100, MAX_CHANNELS + 1), np.float32), 22050, format="WAV")
+    with pytest.raises(
+        AudioDecodeError, match=f"{MAX_CHANNELS + 1} channels; this reads up to {MAX_CHANNELS}"
+    ):
+        load_audio(wide.getvalue())
+
+
+def test_a_file_longer_than_max_seconds_is_refused_from_its_header() -> None:
+    data = _flac(tone(3.0), 22050)
+    with pytest.raises(AudioDecodeError, match=r"3\.0 s long; clips of up to 2 s are accepted"):
+        load_audio(data, max_seconds=2.0)
+    assert load_audio(data, max_seconds=3.0).num_samples == 3 * 22050
+
+
+def test_a_flac_of_unknown_length_gets_a_clear_error() -> None:
+    data = _without_length(_flac(tone(1.0), 22050))
+    assert sf.info(io.BytesIO(data)).frames >= 2**62  # libsndfile's "unknown"
+    with pytest.raises(AudioDecodeError, match="does not say how long it is") as caught:
+        load_audio(data, name="stream.flac")
+    assert "stream.flac" in str(caught.value)
+
+
+def test_decoding_many_channels_needs_the_mono_result_and_one_block() -> None:
+    import tracemalloc
+
+    frames, channels, rate = 480_000, MAX_CHANNELS, 48_000  # 10 s of 8 channels: 15 MiB as float32
+    wave = np.sin(np.arange(frames, dtype=np.float32) * 0.05)[:, None] * np.linspace(0.1, 0.4, channels)
+    data = _flac(wave.astype(np.float32), rate)
+    tracemalloc.start()
+    try:
+        audio = load_audio(data)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert audio.num_samples == frames
+    np.testing.assert_allclose(audio.samples, wave.mean(axis=1), atol=1e-4)  # 16-bit FLAC rounding
+    # a copy of the (compressed) file, the mono result (4 bytes a frame), one block of every channel
+    # and its mono mix, plus 1 MiB for Python's own objects; decoding the whole file at once, as
+    # before, needs 4 bytes x 8 channels a frame on top of the result
+    bound = len(data) + 4 * frames + 4 * DECODE_BLOCK_FRAMES * (channels + 1) + 2**20
+    assert peak < bound < 4 * frames * channels
+    del audio
 
 
 # ---------------------------------------------------------------------------------------------- DSP

@@ -42,6 +42,38 @@ def test_doctor_reports_the_cache_dir_it_was_given(tmp_path) -> None:
     assert str(tmp_path) in result.output
 
 
+def test_doctor_names_the_optional_pieces_and_where_they_are_missing(tmp_path: Path) -> None:
+    env = {
+        "COLUMNS": "300",
+        "INDEXTTS2_GOLDENS": str(tmp_path / "no-goldens"),
+        "INDEXTTS2_CHROMIUM": str(tmp_path / "no-chromium"),
+    }
+    result = runner.invoke(app, ["doctor", "--cache-dir", str(tmp_path)], env=env)
+    assert result.exit_code == 0
+    assert f"missing at {tmp_path / 'no-goldens'}" in result.stdout
+    assert "missing (apt-get install chromium, or set INDEXTTS2_CHROMIUM)" in result.stdout
+
+    (tmp_path / "goldens" / "checkpoint").mkdir(parents=True)
+    chromium = tmp_path / "chromium"
+    chromium.write_text("#!/bin/sh\n")
+    env = {**env, "INDEXTTS2_GOLDENS": str(tmp_path / "goldens"), "INDEXTTS2_CHROMIUM": str(chromium)}
+    result = runner.invoke(app, ["doctor", "--cache-dir", str(tmp_path)], env=env)
+    assert f"python -m indextts2.parity {tmp_path / 'goldens'}" in result.stdout
+    assert f"{chromium}  the web page tests drive it headless" in result.stdout
+
+
+def test_doctor_shows_each_gpu_and_its_free_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index: "NVIDIA H100")
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda index: (60 * 2**30, 80 * 2**30))
+    result = runner.invoke(app, ["doctor", "--cache-dir", str(tmp_path)], env={"COLUMNS": "300"})
+    assert result.exit_code == 0
+    assert "NVIDIA H100, 60.0 GiB free of 80.0 GiB" in result.stdout
+
+
 def test_a_bad_setting_is_one_line_and_exit_2() -> None:
     result = runner.invoke(app, ["doctor"], env={"INDEXTTS2_DEBUG": "maybe"})
     assert result.exit_code == 2

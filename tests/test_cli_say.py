@@ -449,7 +449,6 @@ def test_a_download_needs_the_licence_accepted(ref: Path, workdir: Path) -> None
     ("flags", "words"),
     [
         (["Hi", "--ref", "{ref}", "--voice", "v.safetensors"], "not both"),
-        (["Hi"], "--ref"),
         ([], "TEXT"),
         (["Hi", "--file", "t.txt", "--ref", "{ref}"], "not both"),
         (["--file", "missing.txt", "--ref", "{ref}"], "no such file"),
@@ -527,6 +526,14 @@ def test_say_and_voice_create_through_a_real_server(
         )
         assert_ok(created)
         assert len(created.stdout.strip()) == 64  # the voice's content id
+        # the same clip under another name: the name is added to the saved voice, never dropped
+        again = runner.invoke(
+            app, ["voice", "create", str(ref), "--server", url, "--consent", "--name", "me2"]
+        )
+        assert_ok(again)
+        assert again.stdout == created.stdout
+        assert "(me, me2)" in again.stderr
+        assert_ok(say("Hi.", "--server", url, "--voice", "me2", "-o", "again.wav", *QUICK))
 
         flags = ["--emotion", "happy=0.5", "--seed", "4", *QUICK]
         assert_ok(say("Hello!", "--server", url, "--voice", "me", "-o", "b.mp3", *flags))
@@ -536,6 +543,12 @@ def test_say_and_voice_create_through_a_real_server(
         assert_ok(raw)
         assert len(raw.stdout_bytes) > 0
         assert len(raw.stdout_bytes) % 2 == 0
+
+        # no --ref and no --voice: the server's built-in sample voice
+        default = say("Hello!", "--server", url, "-o", "d.wav", *QUICK)
+        assert_ok(default)
+        assert "sample voice" in default.stderr
+        wav_samples(workdir / "d.wav")
 
         missing = say("Hello!", "--server", url, "--voice", "nobody", "-o", "c.wav", *QUICK)
         line = assert_one_line_error(missing, after_load=True)

@@ -14,12 +14,18 @@ runner = CliRunner()
 WIDE = {"COLUMNS": "400"}
 
 
-def test_the_acceptance_example_shows_the_official_normalisation() -> None:
+def test_the_readme_example_reads_the_price_right() -> None:
     # No model: the normalised text alone (no weights, no bpe.model needed).
     result = runner.invoke(app, ["text", "今天是2026年11月24日，价格¥1,234.56"], env=WIDE)
     assert result.exit_code == 0, result.output
-    assert "今天是二零二六年十一月二十四日,价格一元,两百三十四点五六" in result.stdout
+    assert result.stdout == "今天是二零二六年十一月二十四日,价格一千二百三十四点五六元\n"
     assert "--model" in result.stderr
+
+
+def test_official_shows_the_official_normalisation_misreading_included() -> None:
+    result = runner.invoke(app, ["text", "今天是2026年11月24日，价格¥1,234.56", "--official"], env=WIDE)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "今天是二零二六年十一月二十四日,价格一元,两百三十四点五六\n"  # "one yuan, 234.56"
 
 
 @pytest.mark.goldens

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,21 +15,20 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 @pytest.mark.slow
-@pytest.mark.goldens
-def test_synthesize_example_writes_its_files(goldens: Path, tmp_path: Path) -> None:
+def test_synthesize_example_writes_its_files(tmp_path: Path) -> None:
     out = tmp_path / "speech"
     command = [sys.executable, str(EXAMPLES / "synthesize.py"), "--out-dir", str(out)]
-    # no --model and no --ref: the defaults are dummy:tiny and the goldens' reference clip
-    environment = {**os.environ, "INDEXTTS2_GOLDENS": str(goldens)}
+    # no --model and no --ref: the defaults are dummy:tiny and the shipped sample voice; no
+    # --max-codes either: the dummy speaks for as long as each text takes to read
     result = subprocess.run(
-        [*command, "--steps", "4", "--max-codes", "30", "--device", "cpu"],
+        [*command, "--steps", "4", "--device", "cpu"],
         capture_output=True,
         text=True,
         timeout=600,
-        env=environment,
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
+    assert "hello.wav: 2.09 s" in result.stdout  # the quick-start text's reading time (test_pacing)
     expected = {
         "hello.wav": "WAV",
         "happy.flac": "FLAC",

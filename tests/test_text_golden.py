@@ -26,7 +26,7 @@ ITEMS = _golden_items()
 
 @pytest.fixture(scope="module")
 def frontend(goldens: Path) -> TextFrontend:
-    return TextFrontend.from_model(goldens / "checkpoint")
+    return TextFrontend.from_model(goldens / "checkpoint", normalization="official")
 
 
 def test_every_input_string_has_a_golden(goldens: Path) -> None:

@@ -35,7 +35,7 @@ NORMALIZER = {"TextNormalizer.normalize": "TextNormalizer", None: None}
 
 @pytest.fixture(scope="module")
 def frontend(goldens25: Path) -> MultilingualFrontend:
-    return MultilingualFrontend.from_model(goldens25 / "checkpoint")
+    return MultilingualFrontend.from_model(goldens25 / "checkpoint", normalization="official")
 
 
 def test_every_input_string_has_a_golden(goldens25: Path) -> None:

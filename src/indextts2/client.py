@@ -299,7 +299,7 @@ class Client:
         wav = self.synthesize_bytes(
             text, voice=voice, reference=reference, consent=consent, emotion=emotion, options=options
         )
-        return load_audio(io.BytesIO(wav))
+        return load_audio(io.BytesIO(wav), max_seconds=None)  # the server's own answer: as long as it is
 
     def stream(
         self,

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from indextts2.store import ModelFiles
     from indextts2.store.progress import Progress
     from indextts2.text import Segment as TextSegment
+    from indextts2.text.normalize import NormalizationMode
 
 __all__ = [
     "LoadedModel",
@@ -180,24 +181,42 @@ def _files_fingerprint(files: ModelFiles, model: TTSModel) -> str:
 
 
 def _text_preparer(
-    family: ModelFamily, model: TTSModel, *, root: Path | None, max_text_chars: int
+    family: ModelFamily,
+    model: TTSModel,
+    *,
+    root: Path | None,
+    max_text_chars: int,
+    normalization: NormalizationMode,
 ) -> TextPreparer:
     """The family's text front end, from the model directory (None: the dummy presets' vocabulary)."""
     if not family.supports_language:
         from indextts2.text import TextFrontend
 
-        source = root if root is not None else dummy_bpe_model()
-        frontend = TextFrontend.from_model(source, max_text_chars=max_text_chars)
+        if root is not None:
+            frontend = TextFrontend.from_model(
+                root, max_text_chars=max_text_chars, normalization=normalization
+            )
+        else:
+            # the golden checkpoint's 1000-piece vocabulary lacks most Chinese characters: no warning
+            frontend = TextFrontend.from_model(
+                dummy_bpe_model(),
+                max_text_chars=max_text_chars,
+                warn_unknown_pieces=False,
+                normalization=normalization,
+            )
         return TextPreparer(frontend, multilingual=False)
     from indextts2.text.multilingual import MultilingualFrontend
 
     if root is not None:
-        multilingual = MultilingualFrontend.from_model(root, max_text_chars=max_text_chars)
+        multilingual = MultilingualFrontend.from_model(
+            root, max_text_chars=max_text_chars, normalization=normalization
+        )
     else:
         multilingual = MultilingualFrontend(
             dummy_vocabulary(),
             max_text_chars=max_text_chars,
             max_text_tokens=model.gpt.config.max_text_tokens,
+            normalization=normalization,
         )
     return TextPreparer(multilingual, multilingual=True)
 
@@ -231,6 +250,7 @@ def load_model(
     accept_license: bool | None = None,
     progress: Progress | None = None,
     max_text_chars: int,
+    normalization: NormalizationMode = "corrected",
 ) -> LoadedModel:
     """Load a model and its text front end on ``device`` (see :meth:`Synthesizer.from_pretrained`)."""
     from indextts2.store import dummy_preset, resolve_model
@@ -255,7 +275,9 @@ def load_model(
         fingerprint = _files_fingerprint(files, network)
         name, root = files.model_id, files.root
     family = network.family
-    text = _text_preparer(family, network, root=root, max_text_chars=max_text_chars)
+    text = _text_preparer(
+        family, network, root=root, max_text_chars=max_text_chars, normalization=normalization
+    )
     gpt_dtype = resolve_precision(dtype) if dtype is not None else None
     if gpt_dtype is None:
         gpt_dtype = _CUDA_GPT_DTYPE[family.name] if target.type == "cuda" else torch.float32

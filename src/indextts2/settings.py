@@ -69,6 +69,13 @@ class Settings:
     hub_endpoint: str | None = None
     """HF_ENDPOINT: the hub (or a mirror) models are downloaded from; None means huggingface.co."""
 
+    goldens: Path | None = None
+    """INDEXTTS2_GOLDENS: the golden directory of the parity checks and the tests (None: beside a
+    checkout, ``../shared/goldens``)."""
+
+    chromium: Path | None = None
+    """INDEXTTS2_CHROMIUM: the Chromium the web page tests drive (None: ``chromium`` on the PATH)."""
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Build settings from the environment (``os.environ`` unless ``env`` is given)."""
@@ -92,6 +99,9 @@ class Settings:
             values["log_level"] = env["INDEXTTS2_LOG_LEVEL"].upper()
         if env.get("HF_ENDPOINT"):
             values["hub_endpoint"] = env["HF_ENDPOINT"].rstrip("/")
+        for name, attr in (("INDEXTTS2_GOLDENS", "goldens"), ("INDEXTTS2_CHROMIUM", "chromium")):
+            if env.get(name):
+                values[attr] = Path(env[name]).expanduser()
         return cls(**values)
 
     def with_overrides(self, **overrides: Any) -> Settings:

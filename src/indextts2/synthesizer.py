@@ -17,6 +17,7 @@ owns the model and batches the requests of all threads together at every stage.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import hashlib
 import logging
@@ -24,6 +25,7 @@ import secrets
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -32,7 +34,9 @@ import torch
 
 from indextts2.audio import Audio, AudioSource, load_audio
 from indextts2.engine import AudioChunk, Engine, EngineConfig, EngineStats, StreamingOptions, SynthesisJob
+from indextts2.engine.pacing import paced_codes
 from indextts2.engine.scheduler import max_positions
+from indextts2.engine.stats import StageObserver
 from indextts2.errors import IndexTTS2Error, InvalidInput, TextTooLong
 from indextts2.loader import PreparedSegments, TextPreparer, dummy_bpe_model, load_model, resolve_device
 from indextts2.model.decoding import make_generator
@@ -49,6 +53,7 @@ from indextts2.voice_cache import MIN_REFERENCE_SECONDS, VoiceCache, speaker_cli
 if TYPE_CHECKING:
     from indextts2.store.progress import Progress
     from indextts2.text import Segment as TextSegment
+    from indextts2.text.normalize import NormalizationMode
 
 __all__ = [
     "DEFAULT_MAX_TEXT_CHARS",
@@ -137,6 +142,7 @@ class Synthesizer:
         max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
         progress: Progress | None = None,
         engine: EngineConfig | Literal[False] | None = None,
+        normalization: NormalizationMode = "corrected",
     ) -> Synthesizer:
         """Load a model once.
 
@@ -157,6 +163,9 @@ class Synthesizer:
             engine: the batching engine's settings (default :class:`~indextts2.engine.EngineConfig`);
                 ``False`` runs every request alone, one at a time, without the engine (the
                 unbatched path, a baseline for benchmarks and a fallback).
+            normalization: how the text front end reads numbers: ``corrected`` (as a careful reader
+                says them) or ``official`` (exactly the official front end, misreadings included;
+                see :class:`~indextts2.text.TextNormalizer`).
 
         Raises:
             ModelNotFound, ModelFilesMissing, LicenseNotAccepted, StoreError: from the model store.
@@ -173,6 +182,7 @@ class Synthesizer:
             accept_license=accept_license,
             progress=progress,
             max_text_chars=max_text_chars,
+            normalization=normalization,
         )
         return cls(
             loaded.model,
@@ -424,6 +434,7 @@ class Synthesizer:
         emotion: Emotion | None = None,
         options: SynthesisOptions | None = None,
         streaming: StreamingOptions | None = None,
+        observer: StageObserver | None = None,
     ) -> Iterator[AudioChunk]:
         """Speak ``text`` in ``voice``, one chunk per segment as soon as it is rendered.
 
@@ -440,12 +451,14 @@ class Synthesizer:
             streaming: a short first segment and chunked rendering for an earlier first chunk
                 (:meth:`StreamingOptions.low_latency`); default: whole segments, the same audio as
                 :meth:`synthesize`.
+            observer: told of the request's time in each engine stage (``engine.StageSpan``, on the
+                engine thread), for tracing; the unbatched path (``engine=False``) reports none.
 
         Raises:
             InvalidInput, TextTooLong, AudioDecodeError: before anything is generated.
         """
         request = self._prepare(text, voice=voice, emotion=emotion, options=options, streaming=streaming)
-        return self._generate(request)
+        return self._generate(request, observer=observer)
 
     def synthesize_batch(
         self,
@@ -469,7 +482,10 @@ class Synthesizer:
         requests = [self._prepare(text, voice=voice, emotion=emotion, options=options) for text in texts]
         if self.batching:
             handles = [
-                self.engine.submit(self._job(r, parallel=batch_segments, backpressure=False), wait=True)
+                self.engine.submit(
+                    self._job(r, parallel=batch_segments, backpressure=False, exact_codes=self._paced(r)),
+                    wait=True,
+                )
                 for r in requests
             ]
             try:
@@ -478,15 +494,20 @@ class Synthesizer:
                 for handle in handles:
                     handle.cancel()
         with self._lock:
-            jobs = [(r, segment) for r in requests for segment in self._segments(r)]
+            jobs: list[tuple[_Request, Segment, int]] = []
+            for r in requests:
+                counts = self._paced(r)
+                segments = self._segments(r, counts)
+                jobs.extend(zip(repeat(r), segments, counts or repeat(0)))
             waves: dict[int, list[np.ndarray]] = {id(r): [] for r in requests}
             for start in range(0, len(jobs), batch_segments):
                 batch = jobs[start : start + batch_segments]
-                segments = [segment for _, segment in batch]
+                segments = [segment for _, segment, _ in batch]
+                floors = [count for _, _, count in batch]
                 results = self.model.render(
-                    segments, self.model.decode(segments), noise_source=self._noise_source
+                    segments, self.model.decode(segments, min_codes=floors), noise_source=self._noise_source
                 )
-                for (request, _), result in zip(batch, results, strict=True):
+                for (request, _, _), result in zip(batch, results, strict=True):
                     waves[id(request)].append(result.wave.numpy())
         return [self._join(r, waves[id(r)]) for r in requests]
 
@@ -560,8 +581,10 @@ class Synthesizer:
         parallel: int = 1,
         backpressure: bool = True,
         exact_codes: Sequence[int] | None = None,
+        observer: StageObserver | None = None,
     ) -> SynthesisJob:
-        """The engine's view of a request (its conditioning runs on the engine thread)."""
+        """The engine's view of a request (its conditioning runs on the engine thread; its log lines
+        are emitted in the caller's context)."""
 
         def prepare(model: TTSModel) -> list[Segment]:
             return self._segments(request, exact_codes)
@@ -575,18 +598,34 @@ class Synthesizer:
             noise_source=self._noise_source,
             min_codes=exact_codes,
             backpressure=backpressure,
+            observer=observer,
+            log_context=contextvars.copy_context(),
         )
 
+    def _paced(self, request: _Request) -> list[int] | None:
+        """Code counts for a model that never stops (random weights), else None: see engine.pacing."""
+        model = self.model
+        if not model.random_weights:
+            return None
+        counts = paced_codes([segment.tokens for segment in request.segments], model.codes_per_second)
+        return [min(count, request.options.max_codes) for count in counts]
+
     def _generate(
-        self, request: _Request, *, exact_codes: Sequence[int] | None = None
+        self,
+        request: _Request,
+        *,
+        exact_codes: Sequence[int] | None = None,
+        observer: StageObserver | None = None,
     ) -> Iterator[AudioChunk]:
         """The request's chunks: through the engine, or alone (``engine=False``)."""
+        if exact_codes is None:
+            exact_codes = self._paced(request)
         if exact_codes is not None and len(exact_codes) != len(request.segments):
             raise InvalidInput(f"{len(exact_codes)} code counts for {len(request.segments)} segments")
         if not self.batching:
             yield from self._generate_alone(request, exact_codes)
             return
-        handle = self.engine.submit(self._job(request, exact_codes=exact_codes), wait=True)
+        handle = self.engine.submit(self._job(request, exact_codes=exact_codes, observer=observer), wait=True)
         try:
             yield from handle
         finally:

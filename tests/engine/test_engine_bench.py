@@ -8,7 +8,8 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from indextts2.cli.app import app
-from indextts2.engine.bench import BENCH_TEXTS, BenchSettings, exact_codes
+from indextts2.engine.bench import BENCH_TEXTS, BenchSettings
+from indextts2.engine.pacing import spread_codes
 from indextts2.model.s2mel import mel_frames_for_codes, mel_frames_for_content
 
 
@@ -19,8 +20,8 @@ def expected_seconds(codes: int) -> float:
 
 
 def test_codes_are_spread_over_segments_by_their_tokens() -> None:
-    assert exact_codes([10, 30], 200) == [50, 150]
-    assert exact_codes([1, 1000], 3) == [1, 3]
+    assert spread_codes([10, 30], 200) == [50, 150]
+    assert spread_codes([1, 1000], 3) == [1, 3]
     assert BenchSettings(codes_per_second=50).codes_for(BENCH_TEXTS[0]) == 150
     plan = BenchSettings(requests_per_client=2).workload(3)
     assert [[index for index, _ in client] for client in plan] == [[0, 1], [2, 3], [4, 5]]

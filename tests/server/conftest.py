@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,11 +14,30 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from litestar.testing import TestClient  # noqa: E402
+from log_scan import PROCESS_LOGS, credentials_in, raw_handler  # noqa: E402
 from server_helpers import ServerProcess, tone  # noqa: E402
 from spy import FAST_OPTIONS, SpySynthesizer  # noqa: E402
 
 from indextts2 import Synthesizer  # noqa: E402
 from indextts2.server import ServerConfig, create_app  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_credentials_in_the_logs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The whole server test run's logs, grepped for keys and tokens at the end (log_scan.py)."""
+    path = tmp_path_factory.mktemp("logs") / "server-tests.log"
+    handler = raw_handler(path)
+    ours = logging.getLogger("indextts2")
+    level = ours.level
+    ours.setLevel(logging.DEBUG)
+    logging.getLogger().addHandler(handler)
+    yield
+    logging.getLogger().removeHandler(handler)
+    handler.close()
+    ours.setLevel(level)
+    leaks = credentials_in([path, *PROCESS_LOGS])
+    if leaks:
+        pytest.fail("credentials in the server logs:\n" + "\n".join(leaks[:20]))
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from log_scan import PROCESS_LOGS
 
 from indextts2.audio import Audio
 
@@ -53,14 +54,22 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """One ``indextts2 serve`` process, its log, and how to stop it."""
+    """One ``indextts2 serve`` process (or ``program serve ...``), its log, and how to stop it."""
 
-    def __init__(self, home: Path, args: list[str], *, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        args: list[str],
+        *,
+        env: dict[str, str] | None = None,
+        program: list[str] | None = None,
+    ) -> None:
         self.port = free_port() if "--port" not in args else int(args[args.index("--port") + 1])
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = home / f"server-{self.port}-{time.monotonic_ns()}.log"
+        PROCESS_LOGS.append(self.log_path)  # scanned for credentials when the run ends
         port_args = [] if "--port" in args else ["--port", str(self.port)]
-        command = [*SERVE_COMMAND, "serve", *port_args, *MODEL_ARGS, *args]
+        command = [*(program or SERVE_COMMAND), "serve", *port_args, *MODEL_ARGS, *args]
         environment = {**os.environ, "INDEXTTS2_HOME": str(home), **(env or {})}
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(command, stdout=self._log, stderr=subprocess.STDOUT, env=environment)

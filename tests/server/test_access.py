@@ -225,3 +225,63 @@ def test_cors_is_off_by_default_and_configurable(make_client: Any) -> None:
     assert preflight.headers["access-control-allow-origin"] == "https://app.example"
     other = cors.get("/v1/models", headers={"Origin": "https://evil.example"})
     assert "access-control-allow-origin" not in other.headers
+
+
+# ---- cross-site requests: a browser resends Basic credentials, so a page elsewhere must not use them
+
+EVIL = {"Origin": "http://evil.example"}
+SPEECH_JSON = b'{"model": "tts-1", "input": "Hi.", "voice": "nobody"}'
+
+
+def _basic(key: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"me:{key}".encode()).decode()}
+
+
+def test_cross_site_requests_with_basic_credentials_are_refused(make_client: Any) -> None:
+    client = make_client(api_keys=("page-key",), basic_auth=True)
+    basic = _basic("page-key")
+    # the shapes a page on another site can send without a preflight: text/plain JSON, forms
+    attempts = [
+        client.post(
+            "/v1/audio/speech", content=SPEECH_JSON, headers={**basic, **EVIL, "Content-Type": "text/plain"}
+        ),
+        client.post("/v1/tts", files=multipart(text="Hi.", voice="nobody"), headers={**basic, **EVIL}),
+        client.post("/v1/voices", files=multipart(consent="true"), headers={**basic, **EVIL}),
+        client.delete("/v1/voices/nobody", headers={**basic, **EVIL}),
+        # a browser that names no Origin still says where the request comes from
+        client.post(
+            "/v1/tts",
+            files=multipart(text="Hi.", voice="nobody"),
+            headers={**basic, "Sec-Fetch-Site": "cross-site"},
+        ),
+        client.post("/v1/tts", files=multipart(text="Hi."), headers={**basic, "Origin": "null"}),
+    ]
+    for response in attempts:
+        assert response.status_code == 403, response.text
+        assert response.json()["error"]["code"] == "forbidden"
+        assert "--cors-origin" in response.json()["error"]["message"]
+    # reading is not refused: another site cannot see the answer without CORS anyway
+    assert client.get("/v1/voices", headers={**basic, **EVIL}).status_code == 200
+
+
+def test_the_servers_own_page_programs_and_bearer_keys_are_not_refused(make_client: Any) -> None:
+    client = make_client(api_keys=("page-key",), basic_auth=True)
+    basic = _basic("page-key")
+    form = multipart(text="Hi.", voice="nobody")
+    own = {"Origin": "http://testserver.local"}  # the test client's Host
+    allowed = [
+        client.post("/v1/tts", files=form, headers={**basic, **own}),
+        client.post("/v1/tts", files=form, headers={**basic, **EVIL, "Sec-Fetch-Site": "same-origin"}),
+        client.post("/v1/tts", files=form, headers=basic),  # curl, httpx, the openai client
+        client.post("/v1/tts", files=form, headers={"Authorization": "Bearer page-key", **EVIL}),
+    ]
+    assert [response.status_code for response in allowed] == [404] * 4  # past the guard: no such voice
+
+
+def test_cors_origins_are_allowed_and_servers_without_keys_are_protected_too(make_client: Any) -> None:
+    form = multipart(text="Hi.", voice="nobody")
+    app_origin = {"Origin": "https://app.example"}
+    open_server = make_client(cors_origins=("https://app.example",))
+    assert open_server.post("/v1/tts", files=form, headers=app_origin).status_code == 404
+    assert open_server.post("/v1/tts", files=form, headers=EVIL).status_code == 403
+    assert make_client(cors_origins=("*",)).post("/v1/tts", files=form, headers=EVIL).status_code == 404

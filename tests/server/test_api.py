@@ -146,7 +146,8 @@ def _error(response: Any, status: int) -> str:
     assert response.status_code == status, response.text
     body = response.json()
     assert set(body) == {"error"}
-    assert set(body["error"]) == {"code", "message"}
+    assert set(body["error"]) == {"code", "message", "request_id"}
+    assert body["error"]["request_id"] == response.headers["x-request-id"]
     return str(body["error"]["message"])
 
 
@@ -410,7 +411,7 @@ def test_openai_instructions_and_speed(client: Any, saved_voice: str) -> None:
     ("changes", "status", "fragment"),
     [
         ({"model": "gpt-9"}, 404, "not served here"),
-        ({"response_format": "aac"}, 400, "response_format 'aac' is not supported"),
+        ({"response_format": "aiff"}, 400, "response_format 'aiff' is not supported"),
         ({"speed": 9}, 400, "speed must be between"),
         ({"input": ""}, 400, "text is empty"),
         ({"voice": "alloy"}, 404, "no saved voice 'alloy'"),

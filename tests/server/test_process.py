@@ -7,6 +7,7 @@ import concurrent.futures
 import io
 import json
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +17,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from server_helpers import ARTIFACTS, ServerProcess, free_port, multipart, tone
+from server_helpers import ARTIFACTS, HERE, ServerProcess, free_port, multipart, tone
 
 from indextts2.audio import load_audio
 from indextts2.client import Client, RemoteError
@@ -167,7 +168,7 @@ def test_client_errors_without_the_key_and_without_a_server(
         client.voices()
     assert missing.value.http_status == 401
     with Client(server.url, api_key="right-key") as client:
-        assert client.voices() == []
+        assert [voice["name"] for voice in client.voices()] == ["sample"]  # serve's built-in voice
     with (
         Client(f"http://127.0.0.1:{free_port()}") as client,
         pytest.raises(RemoteError, match="cannot reach"),
@@ -214,6 +215,105 @@ def test_sigterm_lets_in_flight_work_finish(start_server: Callable[..., ServerPr
     assert "server stopped" in log
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{server.url}/healthz", timeout=2)
+
+
+# Seconds a stopping server may take past its grace period: the stream ends and the workers see it
+# at once; the engine finishes its current step (a 0.05 s sleep here), and the interpreter exits.
+SHUTDOWN_MARGIN = 6.0
+
+
+def test_sigterm_ends_what_is_left_at_the_end_of_the_grace_period(tmp_path: Path) -> None:
+    grace = 3.0
+    # every engine step sleeps 0.05 s first: 20 codes per segment, 30 segments, far past the grace
+    program = [sys.executable, str(HERE / "slow_serve.py"), "0.05"]
+    args = ["--grace-period", str(grace), "--concurrency", "2", "--max-queue", "4"]
+    server = ServerProcess(tmp_path, args, program=program)
+    try:
+        server.wait_ready()
+        voice = httpx.post(
+            f"{server.url}/v1/voices",
+            data={"consent": "true", "name": "slow"},
+            files={"reference": ("me.wav", tone(1.0).to_bytes("wav"))},
+            timeout=60,
+        )
+        assert voice.status_code == 201, voice.text
+        text = "One, two, three, four, five, six, seven and eight. " * 30  # 1530 characters
+        results: dict[str, Any] = {}
+        started = {name: threading.Event() for name in ("wav", "sse")}
+
+        def stream(name: str, method: str, path: str, **kwargs: Any) -> None:
+            try:
+                with httpx.stream(method, f"{server.url}{path}", timeout=120, **kwargs) as response:
+                    results[name + "_status"] = response.status_code
+                    body = b""
+                    for piece in response.iter_bytes():
+                        body += piece
+                        started[name].set()
+                    results[name] = body
+            except httpx.HTTPError as error:  # e.g. a chunked body cut off by the server
+                results[name + "_error"] = error
+
+        def waiting() -> None:
+            results["waiting"] = httpx.post(
+                f"{server.url}/v1/tts", files=multipart(text=text, voice="slow"), timeout=120
+            )
+
+        form = multipart(text=text, voice="slow", stream="true")
+        sse = {"input": text, "voice": "slow", "response_format": "pcm", "stream_format": "sse"}
+        threads = [
+            threading.Thread(target=stream, args=("wav", "POST", "/v1/tts"), kwargs={"files": form}),
+            threading.Thread(target=stream, args=("sse", "POST", "/v1/audio/speech"), kwargs={"json": sse}),
+            threading.Thread(target=waiting),
+        ]
+        for thread in threads[:2]:
+            thread.start()
+        for name, event in started.items():
+            assert event.wait(60), f"{name}: no audio yet\n{server.log()[-3000:]}"
+        threads[2].start()  # both workers are busy: this one waits in the queue
+        deadline = time.monotonic() + 30
+        while "indextts2_queue_depth 1.0" not in httpx.get(f"{server.url}/metrics").text:
+            assert time.monotonic() < deadline, "the third request never queued"
+            time.sleep(0.05)
+
+        sent = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        code = server.process.wait(grace + 60)
+        stopped_after = time.monotonic() - sent
+        for thread in threads:
+            thread.join(30)
+    finally:
+        server.kill()
+    log = server.log()
+    assert code == 0, log[-3000:]
+    assert stopped_after < grace + SHUTDOWN_MARGIN, f"exited {stopped_after:.1f} s after SIGTERM"
+    assert "terminate called" not in log
+    assert "Traceback" not in log
+    # the streamed WAV ended cleanly (a complete chunked body) after the audio it had
+    assert "wav_error" not in results, results.get("wav_error")
+    assert results["wav_status"] == 200
+    assert results["wav"][:4] == b"RIFF"
+    assert len(results["wav"]) > 44
+    # the event stream's last event is an error
+    assert "sse_error" not in results, results.get("sse_error")
+    events = [
+        json.loads(line[6:]) for line in results["sse"].decode().splitlines() if line.startswith("data: ")
+    ]
+    assert events[-1]["type"] == "error"
+    assert events[-1]["error"]["code"] == "shutting_down"
+    # the request that had not started: 503 JSON with Retry-After
+    refused = results["waiting"]
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["error"]["code"] == "shutting_down"
+    assert refused.json()["error"]["request_id"] == refused.headers["x-request-id"]
+    assert int(refused.headers["retry-after"]) >= 1
+
+
+def test_a_failed_start_leaves_no_pidfile(start_server: Callable[..., ServerProcess], tmp_path: Path) -> None:
+    pidfile = tmp_path / "failed.pid"
+    server = start_server("--pidfile", str(pidfile), "--api-keys-file", str(tmp_path / "missing"), wait=False)
+    assert server.process.wait(60) == 2
+    assert "does not exist" in server.log()
+    assert not pidfile.exists()
 
 
 def test_replace_takes_over_the_port(start_server: Callable[..., ServerProcess], tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from indextts2.cli import app
 from indextts2.errors import ConfigError
 from indextts2.server.auth import read_keys_file
 from indextts2.server.process import Pidfile
+from indextts2.server.runner import SHUTDOWN_MARGIN_SECONDS
 
 runner = CliRunner()
 
@@ -24,7 +25,10 @@ def test_exposed_address_without_a_key_refuses_to_start() -> None:
 
 
 def test_conflicting_and_malformed_flags() -> None:
-    assert "one of --gpu and --cpu" in runner.invoke(app, ["serve", "--gpu", "--cpu"]).output
+    assert "choose one device, not --gpu and --cpu" in runner.invoke(app, ["serve", "--gpu", "--cpu"]).output
+    both = runner.invoke(app, ["serve", "--cpu", "--device", "cuda"]).output
+    assert "choose one device, not --cpu and --device cuda" in both
+    assert "unknown device 'gpu0'" in runner.invoke(app, ["serve", "--device", "gpu0"]).output
     assert "N/unit" in runner.invoke(app, ["serve", "--rate-limit", "fast"]).output
     assert "not an address or CIDR" in runner.invoke(app, ["serve", "--allow-ip", "lan"]).output
     assert "--basic-auth checks API keys" in runner.invoke(app, ["serve", "--basic-auth"]).output
@@ -63,6 +67,8 @@ def test_print_systemd_unit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         "--api-keys-file",
         str(keys),
         "--replace",
+        "--grace-period",
+        "10",
         "--print-systemd-unit",
     ]
     monkeypatch.setattr("sys.argv", argv)
@@ -77,6 +83,10 @@ def test_print_systemd_unit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert "--replace" not in exec_start
     assert "--print-systemd-unit" not in exec_start
     assert f"Environment=INDEXTTS2_HOME={os.environ['INDEXTTS2_HOME']}" in unit
+    # systemd waits past the grace period for as long as the server may take to end what is left
+    # and exit (uvicorn's own backstop), and some more, before it kills it
+    assert "TimeoutStopSec=25" in unit.splitlines()
+    assert 10 + SHUTDOWN_MARGIN_SECONDS < 25
 
 
 def test_pidfile_refuses_a_second_server_and_ignores_stale_pids(tmp_path: Path) -> None:

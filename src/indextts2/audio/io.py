@@ -17,13 +17,18 @@ from indextts2.audio.dsp import resample, resample_soxr
 from indextts2.errors import AudioDecodeError, InvalidInput
 
 __all__ = [
+    "DECODE_BLOCK_FRAMES",
+    "DEFAULT_MAX_SECONDS",
     "FORMATS",
+    "MAX_CHANNELS",
+    "MAX_SAMPLE_RATE",
     "Audio",
     "AudioFormat",
     "AudioSource",
     "StreamingWavWriter",
     "content_type",
     "encode",
+    "encoded_rate",
     "format_from_path",
     "load_audio",
     "pcm16_bytes",
@@ -31,8 +36,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-AudioFormat = Literal["wav", "flac", "mp3", "opus", "ogg", "pcm"]
+AudioFormat = Literal["wav", "flac", "mp3", "opus", "ogg", "pcm", "aac"]
 FORMATS: tuple[str, ...] = ("wav", "flac", "mp3", "opus", "ogg", "pcm")
+"""What every install writes (libsndfile). ``aac`` needs the optional extra (``indextts2.audio.aac``)."""
 AudioSource = str | os.PathLike[str] | bytes | bytearray | memoryview | BinaryIO
 
 # soundfile (format, subtype) per output format; pcm is written by hand.
@@ -50,10 +56,22 @@ _CONTENT_TYPES = {
     "opus": "audio/ogg; codecs=opus",
     "ogg": "audio/ogg",
     "pcm": "audio/L16",
+    "aac": "audio/aac",
 }
 # Opus only runs at 8, 12, 16, 24 or 48 kHz; we pick the smallest of 24/48 kHz that keeps the band.
 _OPUS_RATES = (24000, 48000)
 _MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+
+# What load_audio decodes at most, judged from the file's header before any sample is decoded: a
+# small compressed file can claim hours of many-channel audio at a huge rate (a "decompression bomb").
+MAX_SAMPLE_RATE = 192_000
+MAX_CHANNELS = 8
+DEFAULT_MAX_SECONDS = 600.0
+# Frames decoded at a time; every block is mixed to mono before the next is read, so decoding needs
+# the mono result plus one block (2 MiB at 8 channels), whatever the number of channels.
+DECODE_BLOCK_FRAMES = 65_536
+# libsndfile's frame count when a header does not say how long the file is (SF_COUNT_MAX)
+_UNKNOWN_FRAMES = 2**62
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,6 +142,18 @@ def content_type(format: AudioFormat) -> str:
     return _CONTENT_TYPES[format]
 
 
+def encoded_rate(format: AudioFormat, sample_rate: int) -> int:
+    """The sample rate :func:`encode` writes ``format`` at, for audio at ``sample_rate``.
+
+    Opus runs at 24 or 48 kHz only; mp3 at the nearest MP3 rate; every other format keeps the rate.
+    """
+    if format == "opus":
+        return next((r for r in _OPUS_RATES if r >= sample_rate), 48000)
+    if format == "mp3" and sample_rate not in _MP3_RATES:
+        return min(_MP3_RATES, key=lambda r: abs(r - sample_rate))
+    return sample_rate
+
+
 def pcm16_bytes(samples: np.ndarray) -> bytes:
     """Little-endian signed 16-bit PCM of float samples (clipped to [-1, 1], rounded)."""
     clipped = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0)
@@ -135,16 +165,17 @@ def encode(audio: Audio, format: AudioFormat = "wav") -> bytes:
 
     wav and flac are 16-bit PCM at the audio's rate; mp3 at the nearest MP3 rate; opus is Ogg Opus at
     24 or 48 kHz (Opus refuses 22.05 kHz, so the audio is resampled first); ogg is Ogg Vorbis; pcm is
-    raw 16-bit little-endian samples with no header.
+    raw 16-bit little-endian samples with no header; aac is AAC-LC in ADTS frames (the ``aac`` extra).
     """
+    if format == "aac":
+        from indextts2.audio.aac import encode_aac
+
+        return encode_aac(audio.samples, audio.sample_rate)
     if format not in FORMATS:
         raise InvalidInput(f"unknown audio format {format!r}; use one of {', '.join(FORMATS)}")
     if format == "pcm":
         return pcm16_bytes(audio.samples)
-    if format == "opus":
-        audio = audio.resampled(next((r for r in _OPUS_RATES if r >= audio.sample_rate), 48000))
-    elif format == "mp3" and audio.sample_rate not in _MP3_RATES:
-        audio = audio.resampled(min(_MP3_RATES, key=lambda r: abs(r - audio.sample_rate)))
+    audio = audio.resampled(encoded_rate(format, audio.sample_rate))
     container, subtype = _SOUNDFILE_FORMATS[format]
     buffer = io.BytesIO()
     samples: np.ndarray = np.clip(audio.samples, -1.0, 1.0)
@@ -245,6 +276,8 @@ def load_audio(
     target_rate: int | None = None,
     *,
     resampler: Literal["soxr", "sinc"] = "soxr",
+    max_seconds: float | None = DEFAULT_MAX_SECONDS,
+    name: str | None = None,
 ) -> Audio:
     """Decode an audio file into mono float32 :class:`Audio`.
 
@@ -253,36 +286,86 @@ def load_audio(
     HQ preset, identical to ``librosa.load(path, sr=target_rate)``; ``sinc`` is torchaudio's default
     windowed-sinc resampler.
 
+    The header is checked before anything is decoded: at most :data:`MAX_SAMPLE_RATE` Hz,
+    :data:`MAX_CHANNELS` channels and ``max_seconds``; a file that does not say how long it is is
+    refused. The file is then decoded :data:`DECODE_BLOCK_FRAMES` frames at a time, each block mixed
+    to mono before the next is read, so decoding needs the mono result plus one block of memory,
+    whatever the header claims.
+
     Args:
         source: a path, the file's bytes, or a binary file object.
         target_rate: the sample rate wanted, or None to keep the file's own.
         resampler: which resampler to use when the rates differ.
+        max_seconds: the longest file accepted (600 s by default); None for no limit on the length
+            (for files you trust: the memory needed is then 4 bytes per frame of the header).
+        name: what to call the file in error messages (default: its path or ``<bytes>``).
 
     Raises:
         AudioDecodeError: the file is missing, empty, truncated, not audio, in an unsupported
-            container, or holds no samples. The message names the file and the reason.
+            container, over the limits above, or holds no samples. The message names the file and
+            the reason.
     """
-    data, name = _read_source(source)
+    data, source_name = _read_source(source)
+    name = name or source_name
     if not data:
         raise AudioDecodeError(name, "the file is empty (0 bytes)")
     _check_riff_complete(data, name)
     try:
         with sf.SoundFile(io.BytesIO(data)) as handle:
-            samples = handle.read(dtype="float32", always_2d=True)
+            mono = _decode_mono(handle, name, max_seconds)
             rate = int(handle.samplerate)
+    except AudioDecodeError:
+        raise
     except sf.LibsndfileError as exc:
         reason = exc.error_string.rstrip(".")
         if reason == "Format not recognised":
             reason = "not a recognised audio file (supported: wav, flac, ogg vorbis/opus, mp3)"
         raise AudioDecodeError(name, reason) from exc
-    except (sf.SoundFileError, RuntimeError, ValueError) as exc:
-        raise AudioDecodeError(name, str(exc)) from exc
-    if samples.shape[0] == 0:
-        raise AudioDecodeError(name, "it holds no audio samples (0 frames)")
-    mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
+    except (sf.SoundFileError, RuntimeError, ValueError, MemoryError) as exc:
+        raise AudioDecodeError(name, str(exc) or type(exc).__name__) from exc
     if not np.isfinite(mono).all():
         raise AudioDecodeError(name, "it holds NaN or infinite samples")
     audio = Audio(mono, rate)
     if target_rate is not None and target_rate != rate:
         audio = audio.resampled(target_rate, method=resampler)
     return audio
+
+
+def _decode_mono(handle: sf.SoundFile, name: str, max_seconds: float | None) -> np.ndarray:
+    """The file's samples mixed to mono, decoded block by block after the header was checked."""
+    rate, channels, frames = int(handle.samplerate), int(handle.channels), int(handle.frames)
+    if not 0 < rate <= MAX_SAMPLE_RATE:
+        raise AudioDecodeError(
+            name,
+            f"its header gives a sample rate of {rate:,} Hz; this reads up to {MAX_SAMPLE_RATE:,} Hz "
+            "(resample it to 48 kHz or less)",
+        )
+    if not 0 < channels <= MAX_CHANNELS:
+        raise AudioDecodeError(
+            name,
+            f"its header gives {channels} channels; this reads up to {MAX_CHANNELS} (mix it down to mono)",
+        )
+    if frames == 0:
+        raise AudioDecodeError(name, "it holds no audio samples (0 frames)")
+    if not 0 < frames < _UNKNOWN_FRAMES:
+        raise AudioDecodeError(
+            name,
+            "its header does not say how long it is (a streamed or unfinished file); "
+            "save it again as a complete wav or flac file",
+        )
+    seconds = frames / rate
+    if max_seconds is not None and seconds > max_seconds:
+        raise AudioDecodeError(
+            name, f"it is {seconds:.1f} s long; clips of up to {max_seconds:g} s are accepted"
+        )
+    mono = np.empty(frames, dtype=np.float32)
+    filled = 0
+    while filled < frames:
+        block = handle.read(min(DECODE_BLOCK_FRAMES, frames - filled), dtype="float32", always_2d=True)
+        if not len(block):
+            break  # the header promised more than the file holds: keep what is there
+        mono[filled : filled + len(block)] = block.mean(axis=1) if channels > 1 else block[:, 0]
+        filled += len(block)
+    if filled == 0:
+        raise AudioDecodeError(name, "it holds no audio samples (0 frames)")
+    return mono[:filled]

@@ -6,6 +6,7 @@ torch and the model code are imported only inside the functions that need them: 
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass, fields
@@ -168,6 +169,16 @@ def parse_emotion_spec(spec: str) -> dict[str, float]:
             weights[name] = float(value)
         except ValueError:
             raise InvalidInput(f"--emotion: {value.strip()!r} is not a number (in {item!r})") from None
+        if not math.isfinite(weights[name]) or weights[name] < 0:
+            raise InvalidInput(
+                f"--emotion {item}: a weight is a number from 0 to 1 (negative is not allowed)"
+            )
+    total = sum(weights.values())
+    if total > 1:
+        raise InvalidInput(
+            f"--emotion {spec}: the weights sum to {total:g}, more than 1; the speaker's own emotion gets "
+            "1 - sum, so make them add up to 1 or less, e.g. happy=0.6,surprised=0.2"
+        )
     return weights
 
 
@@ -197,12 +208,17 @@ def build_emotion(
         return None
     if random and audio is not None:
         raise InvalidInput("--emotion-random applies to --emotion or --emotion-text, not to --emotion-audio")
+    if alpha is not None and not 0 <= alpha <= 1:
+        raise InvalidInput(f"--emotion-alpha {alpha:g}: the strength is a number from 0 to 1")
     strength = 1.0 if alpha is None else alpha
     if audio is not None:
         return Emotion(audio=str(check_audio_file(audio, "--emotion-audio")), alpha=strength)
     if spec is not None:
         return Emotion(vector=parse_emotion_spec(spec), alpha=strength, random=random)
-    return Emotion(text=text, alpha=strength, random=random)
+    try:
+        return Emotion(text=text, alpha=strength, random=random)
+    except InvalidInput as exc:
+        raise InvalidInput(f"--emotion-text: {exc}") from None
 
 
 # ---------------------------------------------------------------------------------------- options
@@ -234,10 +250,17 @@ def build_options(flags: dict[str, Any]) -> SynthesisOptions:
     for flag, value in flags.items():
         if value is None:
             continue
+        field = OPTION_FLAGS[flag]
         try:
-            options = options.replace(**{OPTION_FLAGS[flag]: value})
+            options = options.replace(**{field: value})
         except InvalidInput as exc:
-            raise InvalidInput(f"{flag}: {exc}") from None
+            # the library's message names the field ("diffusion_steps must be ..."): name the flag
+            message = str(exc)
+            for other_flag, other_field in OPTION_FLAGS.items():  # "(use top_k=1 ...)"
+                message = message.replace(f"{other_field}=", f"{other_flag} ")
+            if message.startswith(f"{field} "):
+                raise InvalidInput(flag + message[len(field) :]) from None
+            raise InvalidInput(f"{flag} {value}: {message}") from None
     return options
 
 

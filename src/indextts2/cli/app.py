@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from indextts2.__about__ import __version__
@@ -14,6 +15,7 @@ from indextts2.cli import bench as bench_command
 from indextts2.cli import doctor, models, say, serve, voice
 from indextts2.cli import text as text_command
 from indextts2.cli._console import err
+from indextts2.cli._usage import UsageError, is_help_request, usage_message
 from indextts2.errors import IndexTTS2Error
 from indextts2.settings import Settings
 
@@ -22,22 +24,45 @@ EXIT_INTERRUPTED = 130
 
 
 class _ErrorMappingGroup(TyperGroup):
-    """Turns every IndexTTS2Error raised by a command into one readable line and exit code 2.
+    """Turns every usage error and every IndexTTS2Error into one readable line and exit code 2.
 
-    With INDEXTTS2_DEBUG=1 the exception propagates, so the full traceback is shown.
+    Usage errors are click's (an unknown option or command, a missing argument, a bad value); they
+    are raised while the command line is parsed, by this group (its own options) or inside
+    :meth:`invoke` (a subcommand's). With INDEXTTS2_DEBUG=1 an IndexTTS2Error propagates, so the full
+    traceback is shown.
     """
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except UsageError as exc:
+            _usage_error(exc, info_name or "indextts2")
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
+        except UsageError as exc:
+            subcommand = ctx.invoked_subcommand
+            _usage_error(exc, f"{ctx.command_path} {subcommand}" if subcommand else ctx.command_path)
         except IndexTTS2Error as exc:
             if _debug_enabled():
                 raise
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(EXIT_USER_ERROR) from None
+            _error_line(str(exc))
         except KeyboardInterrupt:
             err.print("interrupted")
             raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _error_line(message: str) -> NoReturn:
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(EXIT_USER_ERROR)
+
+
+def _usage_error(exc: Exception, command_path: str) -> NoReturn:
+    """One line for a command line click could not parse; a group called bare still shows its help."""
+    if is_help_request(exc):
+        raise exc
+    _error_line(usage_message(exc, command_path))
 
 
 def _debug_enabled() -> bool:

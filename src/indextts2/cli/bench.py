@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import logging
 import shlex
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -71,15 +71,32 @@ def _table(report: Any) -> Table:
 
 def bench(
     model: Annotated[
-        str, typer.Option(help="Model id, directory, or dummy:tiny / dummy:full.")
-    ] = "dummy:full",
+        str | None,
+        typer.Option(
+            help="Model id, directory, or dummy:tiny / dummy:full. Default: dummy:full on a GPU, "
+            "dummy:tiny on a CPU.",
+            show_default=False,
+        ),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu, cuda, cuda:N.")] = "auto",
     dtype: Annotated[str | None, typer.Option(help="GPT precision: fp16 (CUDA default), bf16, fp32.")] = None,
-    concurrency: Annotated[str, typer.Option(help="Client counts to run, comma-separated.")] = "1,4,16,64",
+    concurrency: Annotated[
+        str | None,
+        typer.Option(
+            help="Client counts to run, comma-separated. Default: 1,4,16,64 on a GPU or a server, "
+            "1,4 on a CPU.",
+            show_default=False,
+        ),
+    ] = None,
     requests_per_client: Annotated[
         int, typer.Option(help="Requests each client sends in turn (4: every text once).")
     ] = 4,
-    diffusion_steps: Annotated[int, typer.Option(help="Flow-matching steps per request.")] = 25,
+    diffusion_steps: Annotated[
+        int | None,
+        typer.Option(
+            help="Flow-matching steps per request. Default: 25 on a GPU, 10 on a CPU.", show_default=False
+        ),
+    ] = None,
     beams: Annotated[int, typer.Option(help="num_beams of every request.")] = 1,
     codes_per_second: Annotated[
         float | None,
@@ -123,6 +140,7 @@ def bench(
 
     [bold]Examples[/bold]
 
+      indextts2 bench                                        defaults fit the device (said on stderr)
       indextts2 bench --model dummy:full --device cuda --baseline sequential --json bench.json
       indextts2 bench --model dummy:full --concurrency 1,64 --profile     where the time goes
       indextts2 bench --model dummy:tiny --device cpu --concurrency 1,4 --diffusion-steps 4
@@ -135,15 +153,21 @@ def bench(
 
     if baseline not in ("none", "sequential"):
         raise InvalidInput(f"--baseline is 'none' or 'sequential', got {baseline!r}")
-    levels = _concurrency(concurrency)
-    forced = model.startswith("dummy:") if force_codes is None else force_codes
-    if model.startswith("dummy:"):
-        # the dummy models' small BPE lacks most Chinese characters: one warning per request is noise
-        logging.getLogger("indextts2.text").setLevel(logging.ERROR)
+    if server is None:
+        chosen = _local_defaults(device, model, concurrency, diffusion_steps)
+        forced = chosen.model.startswith("dummy:") if force_codes is None else force_codes
+    else:
+        if model is not None:
+            raise InvalidInput("--model is for in-process runs; with --server the server's own model runs")
+        chosen = _Defaults(
+            "", concurrency or GPU_DEFAULTS.concurrency, diffusion_steps or GPU_DEFAULTS.diffusion_steps
+        )
+        # the server's model is not known here: cap every request at its intended codes
+        forced = True if force_codes is None else force_codes
     settings = BenchSettings(
-        concurrency=levels,
+        concurrency=_concurrency(chosen.concurrency),
         requests_per_client=requests_per_client,
-        diffusion_steps=diffusion_steps,
+        diffusion_steps=chosen.diffusion_steps,
         num_beams=beams,
         codes_per_second=codes_per_second,
         force_codes=forced,
@@ -168,7 +192,7 @@ def bench(
     else:
         report = _run_local(
             settings,
-            model=model,
+            model=chosen.model,
             device=device,
             dtype=dtype,
             sequential=baseline == "sequential",
@@ -192,6 +216,40 @@ def bench(
         else:
             Path(json_path).write_text(data + "\n", encoding="utf-8")
             err.print(f"report written to {json_path}")
+
+
+@dataclass(frozen=True)
+class _Defaults:
+    model: str
+    concurrency: str
+    diffusion_steps: int
+
+
+# A GPU runs the release-sized dummy at server-like concurrency; a CPU gets a run that ends in minutes.
+GPU_DEFAULTS = _Defaults("dummy:full", "1,4,16,64", 25)
+CPU_DEFAULTS = _Defaults("dummy:tiny", "1,4", 10)
+
+
+def _local_defaults(device: str, model: str | None, concurrency: str | None, steps: int | None) -> _Defaults:
+    """The flags left out, filled in for the device the run will use; says so on stderr."""
+    from indextts2.synthesizer import resolve_device
+
+    on_gpu = resolve_device(device).type == "cuda"
+    defaults = GPU_DEFAULTS if on_gpu else CPU_DEFAULTS
+    chosen = []
+    if model is None:
+        model = defaults.model
+        chosen.append(f"--model {model}")
+    if concurrency is None:
+        concurrency = defaults.concurrency
+        chosen.append(f"--concurrency {concurrency}")
+    if steps is None:
+        steps = defaults.diffusion_steps
+        chosen.append(f"--diffusion-steps {steps}")
+    if chosen:
+        where = "a GPU" if on_gpu else "the CPU (no GPU here)" if device == "auto" else "the CPU"
+        err.print(f"running on {where}: {' '.join(chosen)} (give them to choose)", highlight=False)
+    return _Defaults(model, concurrency, steps)
 
 
 def _run_local(

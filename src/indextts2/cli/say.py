@@ -41,6 +41,7 @@ from indextts2.cli._synthesis import (
 )
 from indextts2.errors import InvalidInput
 from indextts2.options import Emotion, SynthesisOptions
+from indextts2.samples import SAMPLE_VOICE_NAME, sample_voice
 
 if TYPE_CHECKING:
     from indextts2.audio import Audio
@@ -56,7 +57,9 @@ REMOTE_DEFAULT_RATE = 22050  # IndexTTS2's rate; only used when a server sends n
 RefOpt = Annotated[
     Path | None,
     typer.Option(
-        "--ref", help="A clip of the speaker to clone (wav, flac, ogg, opus, mp3; 5-15 s works best)."
+        "--ref",
+        help="A clip of the speaker to clone (wav, flac, ogg, opus, mp3; 5-15 s works best). "
+        "Without --ref or --voice: the sample voice shipped with indextts2.",
     ),
 ]
 VoiceOpt = Annotated[
@@ -135,11 +138,9 @@ def _closing_line(audio: Audio, seconds: float, target: OutputTarget) -> str:
     )
 
 
-def _check_local_voice(ref: Path | None, voice: str | None) -> None:
+def _check_voice_flags(ref: Path | None, voice: str | None) -> None:
     if ref is not None and voice is not None:
         raise InvalidInput("give either --ref (a clip) or --voice (a voice file), not both")
-    if ref is None and voice is None:
-        raise InvalidInput("whose voice? give --ref CLIP (a recording of the speaker) or --voice FILE")
 
 
 def say(
@@ -359,7 +360,7 @@ def say(
       echo "Good morning." | indextts2 say - --ref me.wav -o morning.flac
       indextts2 say "Hi" --ref me.wav --emotion happy=0.6,surprised=0.2
       indextts2 say "Hi" --ref me.wav -o - --format pcm | aplay -f S16_LE -r 22050
-      indextts2 say "你好" --ref me.wav --model dummy:tiny     random weights: noise
+      indextts2 say "你好" --model dummy:tiny -o hi.wav     sample voice, random weights: noise
 
     [bold]Output[/bold]: the format comes from the -o suffix (.wav .flac .mp3
     .opus .ogg .pcm). A file you name with -o is replaced; without -o the
@@ -394,9 +395,21 @@ def say(
             "--silence-ms": silence_ms,
         }
     )
-    _check_local_voice(ref, voice)
+    _check_voice_flags(ref, voice)
     if ref is not None:
         check_audio_file(ref, "--ref")
+    elif voice is None:
+        # the sample voice: the shipped clip locally, the server's voice of the same name remotely
+        if server is None:
+            ref = sample_voice()
+        else:
+            voice = SAMPLE_VOICE_NAME
+        if not quiet:
+            err.print(
+                "no --ref or --voice: speaking in the sample voice (a synthetic clip shipped with "
+                "indextts2); give --ref CLIP to clone a voice",
+                highlight=False,
+            )
     model_flags = ModelFlags(model, device, dtype, cache_dir, revision, offline, accept_license)
     sink = AudioSink(target)
     if server is not None:
@@ -458,7 +471,7 @@ def _say_local(
         elif saved is not None:
             tts.check_voice(saved)
             speaker = saved
-        else:  # _check_local_voice makes this unreachable
+        else:  # say() always gives one of them
             raise InvalidInput("give --ref CLIP or --voice FILE")
         started = time.perf_counter()
         chunks = tts.stream(text, voice=speaker, emotion=emotion, options=options)

@@ -12,6 +12,8 @@ import typer
 from rich.table import Table
 
 from indextts2.cli._console import err, out
+from indextts2.cli.serve_gateway import caller_quotas, default_usage_db, jwt_config
+from indextts2.cli.serve_gateway import usage as usage_command
 from indextts2.errors import ConfigError
 from indextts2.settings import Settings
 
@@ -29,6 +31,7 @@ keys_app = typer.Typer(
     name="keys", help="Manage the API keys file (only hashes are stored).", no_args_is_help=True
 )
 app.add_typer(keys_app, name="keys")
+app.command("usage")(usage_command)
 
 # flags that shape one run, not the service: left out of --print-systemd-unit's ExecStart
 _RUN_ONLY_FLAGS = {"--print-systemd-unit", "--replace"}
@@ -43,8 +46,15 @@ def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 7860,
-    gpu: Annotated[bool, typer.Option("--gpu", help="Run the model on the GPU (cuda).")] = False,
-    cpu: Annotated[bool, typer.Option("--cpu", help="Run the model on the CPU.")] = False,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            "--device",
+            help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps. Default: INDEXTTS2_DEVICE, else auto.",
+        ),
+    ] = None,
+    gpu: Annotated[bool, typer.Option("--gpu", help="Same as --device cuda.")] = False,
+    cpu: Annotated[bool, typer.Option("--cpu", help="Same as --device cpu.")] = False,
     model: Annotated[
         str | None, typer.Option(help="Model id, directory or dummy:tiny (default: INDEXTTS2_MODEL).")
     ] = None,
@@ -94,6 +104,12 @@ def serve(
     voices_dir: Annotated[
         Path | None, typer.Option(help="Where saved voices live (default: INDEXTTS2_HOME/voices).")
     ] = None,
+    sample_voice: Annotated[
+        bool,
+        typer.Option(
+            help="Offer the sample voice shipped with indextts2 (a synthetic clip) as the voice 'sample'."
+        ),
+    ] = True,
     pidfile: Annotated[
         Path | None, typer.Option(help="Pidfile (default: INDEXTTS2_HOME/run/serve-PORT.pid).")
     ] = None,
@@ -104,6 +120,70 @@ def serve(
     forwarded_allow_ips: Annotated[
         str | None, typer.Option(help="Proxies trusted for X-Forwarded-For (default 127.0.0.1).")
     ] = None,
+    jwt_issuer: Annotated[
+        str | None,
+        typer.Option(help="Accept JWTs from this issuer (iss), e.g. https://id.example.org/realms/x."),
+    ] = None,
+    jwt_audience: Annotated[str | None, typer.Option(help="The audience (aud) tokens must name.")] = None,
+    jwt_jwks_url: Annotated[
+        str | None, typer.Option(help="The issuer's signing keys (jwks_uri of its OpenID configuration).")
+    ] = None,
+    jwt_jwks_file: Annotated[Path | None, typer.Option(help="The signing keys as a JWKS file.")] = None,
+    jwt_secret_file: Annotated[
+        Path | None, typer.Option(help="A file holding an HS256 secret (32+ bytes), instead of a JWKS.")
+    ] = None,
+    jwt_algorithm: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--jwt-algorithm", help="Accepted algorithm (repeatable; default RS256 + ES256 / HS256)."
+        ),
+    ] = None,
+    jwt_identity_claim: Annotated[
+        str, typer.Option(help="The claim naming the caller (sub, client_id, azp, email...).")
+    ] = "sub",
+    jwt_scope_claim: Annotated[
+        str, typer.Option(help="The claim holding scopes or roles (scope, scp, realm_access.roles...).")
+    ] = "scope",
+    jwt_synthesis_scope: Annotated[
+        str | None, typer.Option(help="Scope a token needs to synthesize (default: none needed).")
+    ] = None,
+    jwt_voices_scope: Annotated[
+        str | None, typer.Option(help="Scope a token needs to save or delete voices (default: none needed).")
+    ] = None,
+    jwt_admin_scope: Annotated[
+        str | None, typer.Option(help="Scope that lets a token read every caller's usage.")
+    ] = None,
+    admin_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--admin-key", help="Name of an API key that may read every caller's usage (repeatable)."
+        ),
+    ] = None,
+    usage_db: Annotated[
+        Path | None, typer.Option(help="Usage per caller, SQLite (default: INDEXTTS2_HOME/usage.sqlite3).")
+    ] = None,
+    daily_audio_quota: Annotated[
+        float | None, typer.Option(help="Seconds of audio each caller may have per UTC day; then 429.")
+    ] = None,
+    caller_quota: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--caller-quota", help="CALLER=SECONDS per UTC day for one caller, e.g. key:alice=3600."
+        ),
+    ] = None,
+    metrics_callers: Annotated[
+        int, typer.Option(help="Callers labelled in /metrics (the first seen); later ones count as 'other'.")
+    ] = 20,
+    request_id_header: Annotated[
+        str, typer.Option(help="Header the gateway's request id comes in (and goes back in).")
+    ] = "X-Request-ID",
+    log_format: Annotated[
+        str, typer.Option(help="Log lines as 'text' or 'json' (one object per line, for Loki/ELK).")
+    ] = "text",
+    otel: Annotated[
+        bool,
+        typer.Option("--otel", help="OpenTelemetry spans over OTLP/HTTP (OTEL_* variables; otel extra)."),
+    ] = False,
     print_systemd_unit: Annotated[
         bool, typer.Option(help="Print a systemd unit running this command, and exit.")
     ] = False,
@@ -118,15 +198,21 @@ def serve(
     from indextts2.server.config import RateLimit, ServerConfig
     from indextts2.server.process import render_systemd_unit
 
-    if gpu and cpu:
-        raise ConfigError("choose one of --gpu and --cpu")
-    settings = Settings.from_env().with_overrides(model=model)
-    device = "cuda" if gpu else "cpu" if cpu else settings.device
+    aliases = [flag for flag, given in (("--gpu", gpu), ("--cpu", cpu)) if given]
+    if len(aliases) + (device is not None) > 1:
+        given = [*aliases, *([f"--device {device}"] if device is not None else [])]
+        raise ConfigError(f"choose one device, not {' and '.join(given)}")
+    alias = "cuda" if gpu else "cpu" if cpu else None
+    settings = Settings.from_env().with_overrides(model=model, device=device or alias)
+    from indextts2.server.logs import LOG_FORMATS
+
+    if log_format not in LOG_FORMATS:
+        raise ConfigError(f"--log-format {log_format!r}: use one of {', '.join(LOG_FORMATS)}")
     config = ServerConfig(
         host=host,
         port=port,
         model=settings.model,
-        device=device,
+        device=settings.device,
         api_keys=tuple(api_key or ()),
         api_keys_file=api_keys_file.expanduser().resolve() if api_keys_file else None,
         basic_auth=basic_auth,
@@ -144,21 +230,46 @@ def serve(
         allow_ips=tuple(allow_ip or ()),
         cors_origins=tuple(cors_origin or ()),
         voices_dir=(voices_dir or settings.home / "voices").expanduser().resolve(),
+        sample_voice=sample_voice,
         grace_period=grace_period,
         pidfile=(pidfile or settings.home / "run" / f"serve-{port}.pid").expanduser().resolve(),
+        jwt=jwt_config(
+            issuer=jwt_issuer,
+            audience=jwt_audience,
+            jwks_url=jwt_jwks_url,
+            jwks_file=jwt_jwks_file,
+            secret_file=jwt_secret_file,
+            algorithms=jwt_algorithm,
+            identity_claim=jwt_identity_claim,
+            scope_claim=jwt_scope_claim,
+            synthesis_scope=jwt_synthesis_scope,
+            voices_scope=jwt_voices_scope,
+            admin_scope=jwt_admin_scope,
+        ),
+        admin_keys=tuple(admin_key or ()),
+        usage_db=(usage_db or default_usage_db(settings)).expanduser().resolve(),
+        daily_audio_quota=daily_audio_quota,
+        caller_quotas=caller_quotas(caller_quota),
+        metrics_callers=metrics_callers,
+        request_id_header=request_id_header,
+        tracing=otel,
     )
     if basic_auth and not config.needs_key:
         raise ConfigError("--basic-auth checks API keys: give --api-keys-file (or --api-key) too")
     config.check_exposure()
+    if not print_systemd_unit:  # a unit may be written for another machine
+        from indextts2.synthesizer import resolve_device
+
+        resolve_device(config.device)  # an unknown device, or CUDA where there is none: one line now
     if print_systemd_unit:
         serve_args = _serve_args_for_unit()
         writable = [settings.home]
         if config.voices_dir is not None and settings.home not in config.voices_dir.parents:
             writable.append(config.voices_dir)
+        if config.usage_db is not None and settings.home not in config.usage_db.parents:
+            writable.append(config.usage_db.parent)
         out.print(
-            render_systemd_unit(
-                serve_args, home=settings.home, writable=writable, stop_seconds=grace_period + 15
-            ),
+            render_systemd_unit(serve_args, home=settings.home, writable=writable, grace_period=grace_period),
             end="",
             markup=False,
             highlight=False,
@@ -167,7 +278,11 @@ def serve(
         return
     from indextts2.server import runner
 
-    _server_logging()
+    _server_logging(log_format)
+    if otel:
+        from indextts2.server.telemetry import configure_otlp_export
+
+        configure_otlp_export()
     runner.serve(config, replace=replace, forwarded_allow_ips=forwarded_allow_ips)
 
 
@@ -179,20 +294,16 @@ def _serve_args_for_unit() -> list[str]:
     return [arg for arg in argv if arg.split("=", 1)[0] not in _RUN_ONLY_FLAGS]
 
 
-def _server_logging() -> None:
-    """A server tells what it does: INFO unless the user asked for another level; plain lines with
-    timestamps when stderr is not a terminal (journald, docker logs), instead of Rich's wrapped table."""
+def _server_logging(log_format: str) -> None:
+    """A server tells what it does: INFO unless the user asked for another level; each line with its
+    request id. Text: Rich on a terminal, plain lines with timestamps elsewhere (journald, docker
+    logs); JSON: one object per line (``server/logs.py``)."""
     root = logging.getLogger()
     if root.level > logging.INFO and Settings.from_env().log_level == "WARNING":
         root.setLevel(logging.INFO)
-    if not sys.stderr.isatty():
-        from rich.logging import RichHandler
+    from indextts2.server.logs import configure_server_logging
 
-        for handler in [h for h in root.handlers if isinstance(h, RichHandler)]:
-            root.removeHandler(handler)
-        plain = logging.StreamHandler(sys.stderr)
-        plain.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        root.addHandler(plain)
+    configure_server_logging(log_format, stream=sys.stderr)  # type: ignore[arg-type]  # checked in serve
 
 
 # ---- keys

@@ -22,6 +22,7 @@ from indextts2.errors import InvalidInput
 from indextts2.settings import Settings
 from indextts2.text import DEFAULT_MAX_TOKENS_PER_SEGMENT, Glossary, TextAnalysis, TextFrontend
 from indextts2.text.multilingual import MultilingualAnalysis, MultilingualFrontend, find_vocabulary
+from indextts2.text.normalize import NormalizationMode
 
 
 def _locate_model(model: str | None) -> Path | None:
@@ -195,17 +196,28 @@ def text(
             help="IndexTTS-2.5 models: spell out numbers, dates and units (zh, en) first.",
         ),
     ] = True,
+    official: Annotated[
+        bool,
+        typer.Option(
+            "--official",
+            help="The official front end's normalisation, misread numbers included (default: numbers "
+            "read as a careful reader says them; docs/parity.md lists the differences).",
+        ),
+    ] = False,
 ) -> None:
     """Show the normalised text, the tokens and the segments IndexTTS2 would synthesise.
 
     With an IndexTTS-2.5 model directory, every step of its front end: e.g.
     indextts2 text "こんにちは" --lang ja --model checkpoints/
     """
+    normalization: NormalizationMode = "official" if official else "corrected"
     if content == "-":
         content = sys.stdin.read()
     located = _locate_model(model)
     if located is not None and located.is_dir() and find_vocabulary(located) is not None:
-        multilingual = MultilingualFrontend.from_model(located, glossary=glossary)
+        multilingual = MultilingualFrontend.from_model(
+            located, glossary=glossary, normalization=normalization
+        )
         steps = multilingual.analyze(content, language=lang, text_normalization=text_normalization)
         if as_json:
             typer.echo(json.dumps(_multilingual_json(steps, max_tokens), ensure_ascii=False))
@@ -219,7 +231,9 @@ def text(
             f"{'this model is IndexTTS-2' if located is not None else 'pass one with --model'}"
         )
     if located is None:
-        frontend = TextFrontend(glossary=Glossary.from_yaml(glossary) if glossary else None)
+        frontend = TextFrontend(
+            glossary=Glossary.from_yaml(glossary) if glossary else None, normalization=normalization
+        )
         normalized = frontend.normalize(frontend.check(content))
         if as_json:
             typer.echo(json.dumps({"text": content, "normalized": normalized}, ensure_ascii=False))
@@ -227,7 +241,7 @@ def text(
             out.print(Text(normalized))
         err.print("no model given: pass --model DIR (or a bpe.model) to see tokens and segments")
         return
-    frontend = TextFrontend.from_model(located, glossary=glossary)
+    frontend = TextFrontend.from_model(located, glossary=glossary, normalization=normalization)
     analysis = frontend.analyze(content)
     if as_json:
         typer.echo(json.dumps(_analysis_json(analysis, max_tokens), ensure_ascii=False))

@@ -142,7 +142,8 @@ def _create_remote(server: str, clip: Path, *, api_key: str | None, consent: boo
         )
     with Client(server, api_key=api_key) as client:
         saved = client.create_voice(clip, consent=True, name=name)
-    label = f" ({escape(str(saved['name']))})" if saved.get("name") else ""
+    names = [str(n) for n in [saved.get("name"), *saved.get("aliases", [])] if n]
+    label = f" ({escape(', '.join(names))})" if names else ""
     err.print(f"saved voice {escape(str(saved['id']))}{label} on {escape(server)}", highlight=False)
     typer.echo(str(saved["id"]))
 

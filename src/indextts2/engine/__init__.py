@@ -12,6 +12,7 @@ through the Synthesizer.
 from indextts2.engine.config import EngineConfig, StreamingOptions
 from indextts2.engine.requests import AudioChunk, RequestHandle, SynthesisJob
 from indextts2.engine.scheduler import STAGES, Engine, EngineClosed, EngineStats
+from indextts2.engine.stats import StageObserver, StageSpan
 
 __all__ = [
     "STAGES",
@@ -21,6 +22,8 @@ __all__ = [
     "EngineConfig",
     "EngineStats",
     "RequestHandle",
+    "StageObserver",
+    "StageSpan",
     "StreamingOptions",
     "SynthesisJob",
 ]

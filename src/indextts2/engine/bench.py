@@ -29,6 +29,7 @@ import torch
 
 from indextts2.audio import Audio
 from indextts2.engine.config import StreamingOptions
+from indextts2.engine.pacing import codes_for_seconds, spread_codes
 from indextts2.errors import IndexTTS2Error
 from indextts2.options import SynthesisOptions
 
@@ -129,7 +130,7 @@ class BenchSettings:
     def codes_for(self, text: BenchText) -> int:
         if self.codes_per_second is None:
             raise ValueError("codes_per_second is not set: call with_code_rate(the model's rate) first")
-        return max(1, round(text.seconds * self.codes_per_second))
+        return codes_for_seconds(text.seconds, self.codes_per_second)
 
     def streaming(self) -> StreamingOptions:
         return StreamingOptions.low_latency() if self.stream and self.low_latency else StreamingOptions()
@@ -305,12 +306,6 @@ def reference_clip(seconds: float = 3.0, rate: int = 22050) -> Audio:
     return Audio((0.2 * wave * envelope).astype(np.float32), rate)
 
 
-def exact_codes(token_counts: Sequence[int], total: int) -> list[int]:
-    """``total`` codes spread over segments by their token counts (each at least 1)."""
-    tokens = sum(token_counts)
-    return [max(1, round(total * count / tokens)) for count in token_counts]
-
-
 # ---------------------------------------------------------------------------------------------- in-process
 
 
@@ -330,7 +325,7 @@ def _one_request(
         )
         codes = None
         if settings.force_codes:
-            codes = exact_codes([len(s.ids) for s in request.segments], settings.codes_for(text))
+            codes = spread_codes([len(s.ids) for s in request.segments], settings.codes_for(text))
         for chunk in tts._generate(request, exact_codes=codes):
             if first is None and chunk.samples.size and settings.stream:
                 first = time.perf_counter() - started

@@ -49,6 +49,7 @@ class RenderPiece:
         content_frames: the mel frames it generates (the s2mel rule at the segment's speed, also
             when ``frames`` is None): what length buckets and the frame budget count.
         noise_source: test hook for whole segments (see :data:`~indextts2.model.pipeline.NoiseSource`).
+        timings: ``(stage, start, end, batch)`` of each render stage it went through.
     """
 
     owner: object
@@ -65,6 +66,7 @@ class RenderPiece:
     content: torch.Tensor | None = None
     wave: torch.Tensor | None = None
     queued_at: float = field(default_factory=time.monotonic)
+    timings: list[tuple[str, float, float, int]] = field(default_factory=list)
 
     @property
     def total_frames(self) -> int:
@@ -75,6 +77,7 @@ class RenderPiece:
 class _FlowBatch:
     pieces: list[RenderPiece]
     solve: S2MelSolve
+    started: float = field(default_factory=time.monotonic)
 
 
 class Renderer:
@@ -121,7 +124,11 @@ class Renderer:
     def step(self, *, decoding: bool) -> list[RenderPiece]:
         """One scheduler iteration of rendering; returns the pieces whose audio is ready."""
         if self._latent_queue:
+            pieces, started = self._latent_queue, time.monotonic()
             self._timed("latent", self._content_pass)
+            ended = time.monotonic()
+            for piece in pieces:
+                piece.timings.append(("latent", started, ended, len(pieces)))
         if self._flow is None and self._flow_queue:
             self._timed("s2mel", self._start_flow)
         if self._flow is None:
@@ -138,6 +145,9 @@ class Renderer:
             return []
         self._flow = None
         mel = flow.solve.result()
+        solved = time.monotonic()
+        for piece in flow.pieces:
+            piece.timings.append(("s2mel", flow.started, solved, len(flow.pieces)))
         waves: list[torch.Tensor] = []
         for rows in self._vocoder_groups(mel.lengths.tolist()):
             longest = max(int(mel.lengths[row]) for row in rows)
@@ -145,7 +155,11 @@ class Renderer:
             part = S2MelOutput(
                 mel.mel.index_select(0, index)[:, :, :longest], mel.lengths.index_select(0, index)
             )
+            started = time.monotonic()
             waves += self._timed("vocoder", functools.partial(self.model.vocode, part))
+            ended = time.monotonic()
+            for row in rows:
+                flow.pieces[row].timings.append(("vocoder", started, ended, len(rows)))
             self._on_batch("vocoder", len(rows))
         for piece, wave in zip(flow.pieces, waves, strict=True):
             piece.wave = wave
@@ -211,6 +225,7 @@ class Renderer:
         return chosen
 
     def _start_flow(self) -> None:
+        started = time.monotonic()
         chosen = self._choose()
         taken = set(map(id, chosen))
         self._flow_queue = [p for p in self._flow_queue if id(p) not in taken]
@@ -235,4 +250,4 @@ class Renderer:
         )
         solve = self.model.begin_mel(mel_pieces, noise=noise)
         self._on_batch("s2mel", len(chosen))
-        self._flow = _FlowBatch(chosen, solve)
+        self._flow = _FlowBatch(chosen, solve, started)

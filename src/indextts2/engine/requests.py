@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
+import logging
 import threading
 import time
 from collections import deque
@@ -19,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from indextts2.engine.config import StreamingOptions
+from indextts2.engine.stats import StageObserver, StageSpan
 
 if TYPE_CHECKING:
     from indextts2.model.pipeline import NoiseSource, Segment, TTSModel
@@ -67,6 +71,10 @@ class SynthesisJob:
         backpressure: start no new segment while ``max_buffered_chunks`` chunks wait unread (off when
             the caller collects every request of a batch before reading them in turn).
         label: names the request in logs.
+        observer: told of each stretch of the request's time in the engine (:class:`StageSpan`),
+            on the engine thread; for tracing.
+        log_context: the context the request's log lines are emitted in (the caller's, so that
+            they carry what it set there: a server's request id).
     """
 
     prepare: Callable[[TTSModel], Sequence[Segment]]
@@ -78,6 +86,24 @@ class SynthesisJob:
     min_codes: Sequence[int] | None = None
     backpressure: bool = True
     label: str = ""
+    observer: StageObserver | None = None
+    log_context: contextvars.Context | None = None
+
+    def report(self, span: StageSpan) -> None:
+        """Tell the observer (if any) of a stretch of this request's time; it must not fail the engine."""
+        if self.observer is None:
+            return
+        try:
+            self.observer(span)
+        except Exception:
+            logging.getLogger(__name__).debug("the stage observer of a request failed", exc_info=True)
+
+    def log(self, logger: logging.Logger, level: int, message: str, *args: object) -> None:
+        """A log line about this request, emitted in its caller's context."""
+        if self.log_context is None:
+            logger.log(level, message, *args, stacklevel=2)
+        else:  # stacklevel: the record names the line that asked for it
+            self.log_context.run(functools.partial(logger.log, level, message, *args, stacklevel=2))
 
 
 class _End:

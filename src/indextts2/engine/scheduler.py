@@ -22,6 +22,7 @@ import atexit
 import functools
 import logging
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -38,7 +39,7 @@ from indextts2.engine.graphs import DecodeGraphs
 from indextts2.engine.kv_pool import KVPool, plan_rows
 from indextts2.engine.render import Renderer, RenderPiece
 from indextts2.engine.requests import AudioChunk, RequestHandle, SynthesisJob
-from indextts2.engine.stats import STAGES, EngineStats, StageCounters
+from indextts2.engine.stats import STAGES, EngineStats, StageCounters, StageSpan
 from indextts2.engine.streaming import ChunkPlanner, CrossFader
 from indextts2.errors import IndexTTS2Error, InvalidInput, Overloaded
 from indextts2.model.pipeline import NoiseStream, Segment, TTSModel
@@ -85,6 +86,7 @@ class _SegmentState:
     noise: NoiseStream
     min_codes: int
     sequence: DecodingSequence | None = None
+    decode_started: float = 0.0
     decoded: bool = False
     codes: list[int] = field(default_factory=list)
     piece: RenderPiece | None = None
@@ -355,7 +357,10 @@ class Engine:
         if calls:
             run_calls(self.model, calls, self._counters)
         for request in admitted:
+            started = time.monotonic()
+            request.job.report(StageSpan("queue", request.handle.submitted_at, started))
             self._counters.timed("conditioning", functools.partial(self._prepare, request))
+            request.job.report(StageSpan("conditioning", started, time.monotonic()))
         self._drop_cancelled()
         self._start_segments()
         progressed = bool(calls or admitted)
@@ -471,6 +476,7 @@ class Engine:
                 if not decoder.can_take(state.segment.generation.num_beams):
                     return  # first come, first served: nobody overtakes a request waiting for rows
                 state.sequence = DecodingSequence(state.segment, owner=state, min_codes=state.min_codes)
+                state.decode_started = time.monotonic()
                 decoder.add(state.sequence)
                 request.next_to_decode += 1
                 self._segments_started += 1
@@ -487,8 +493,11 @@ class Engine:
         state.sequence = None
         state.codes = result.codes.tolist()
         request = state.request
+        request.job.report(StageSpan("decode", state.decode_started, time.monotonic(), state.index))
         if not result.stopped and not request.warned and not state.min_codes:  # forced counts end so
-            logger.warning(
+            request.job.log(
+                logger,
+                logging.WARNING,
                 "segment %d reached max_codes (%d) before the model ended it; the speech may be "
                 "cut off: raise max_codes or lower max_text_tokens_per_segment",
                 state.index,
@@ -496,7 +505,9 @@ class Engine:
             )
             request.warned = True
         if not state.codes:
-            logger.warning("segment %d produced no speech codes; it is left silent", state.index)
+            request.job.log(
+                logger, logging.WARNING, "segment %d produced no speech codes; it is left silent", state.index
+            )
             state.outputs.append(np.zeros(0, dtype=np.float32))
             state.complete = True
 
@@ -529,6 +540,8 @@ class Engine:
     def _collect(self, piece: RenderPiece) -> None:
         state: _SegmentState = piece.owner  # type: ignore[assignment]
         state.piece = None
+        for stage, start, end, batch in piece.timings:
+            state.request.job.report(StageSpan(stage, start, end, state.index, batch))
         if state.request.handle.cancelled or piece.wave is None:
             return
         start = piece.first_frame * self.model.vocoder.hop_size

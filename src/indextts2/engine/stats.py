@@ -1,4 +1,5 @@
-"""What the engine reports about itself: batch sizes per stage, time per stage, occupancy."""
+"""What the engine reports about itself: batch sizes per stage, time per stage, occupancy; and, to a
+request that asks (``SynthesisJob.observer``), the stretches of its own time in each stage."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import TypeVar
 
 import torch
 
-__all__ = ["STAGES", "EngineStats", "StageCounters"]
+__all__ = ["STAGES", "EngineStats", "StageCounters", "StageObserver", "StageSpan"]
 
 R = TypeVar("R")
 
@@ -48,6 +49,30 @@ class EngineStats:
     finished: int
     cancelled: int
     failed: int
+
+
+@dataclass(frozen=True)
+class StageSpan:
+    """A stretch of one request's time in the engine (monotonic seconds), for tracing.
+
+    Attributes:
+        stage: ``queue`` (waiting to be admitted), ``conditioning``, ``decode`` (a segment, from the
+            moment it joins the decode batch to its last code), ``latent``, ``s2mel``, ``vocoder``
+            (a piece of a segment; s2mel from the start of its solve to the end, decode steps of
+            other requests in between).
+        segment: the segment's index (None for the whole request).
+        batch: items that ran together (the pieces of a latent, s2mel or vocoder batch).
+    """
+
+    stage: str
+    start: float
+    end: float
+    segment: int | None = None
+    batch: int = 1
+
+
+StageObserver = Callable[[StageSpan], None]
+"""Called on the engine thread with each :class:`StageSpan` of a request: keep it quick."""
 
 
 class StageCounters:

@@ -38,7 +38,7 @@ from indextts2.model.emotion import EmotionExemplars, emotion_vector
 from indextts2.model.family import ModelFamily, family_named, family_of_preset
 from indextts2.model.flow import FlowOptions
 from indextts2.model.gpt import UnifiedVoice, build_dummy_gpt
-from indextts2.model.s2mel import S2Mel, S2MelOutput, S2MelSolve
+from indextts2.model.s2mel import CODES_TO_MEL_FRAMES, S2Mel, S2MelOutput, S2MelSolve
 from indextts2.model.voice import VoiceCheckpointFiles, VoiceEncoder
 from indextts2.model.voice_types import EmotionConditioning, VoiceConditioning
 from indextts2.options import Emotion, GenerationOptions
@@ -179,6 +179,7 @@ class TTSModel(nn.Module):
         codec: CodecDecoder | None = None,
         qwen_emotion_dir: Path | None = None,
         dummy_emotion_model: bool = False,
+        random_weights: bool = False,
     ) -> None:
         super().__init__()
         if (codec is None) == (family.content_frames_per_code > 1):
@@ -194,6 +195,7 @@ class TTSModel(nn.Module):
         self._qwen_emotion_dir = qwen_emotion_dir
         self._dummy_emotion_model = dummy_emotion_model
         self._emotion_model: QwenEmotion | None = None
+        self.random_weights = random_weights
         # The voice encoder and s2mel both hold s2mel.pth's length regulator; share one instance so
         # that a dummy build cannot give them different weights.
         self.voice_encoder.length_regulator = self.s2mel.length_regulator
@@ -249,6 +251,7 @@ class TTSModel(nn.Module):
             exemplars=exemplars,
             codec=codec,
             dummy_emotion_model=True,
+            random_weights=True,
         )
         # Zero-initialised layers (the DiT's) would make some inputs irrelevant: every input matters.
         with seeded("perturbation"):
@@ -281,6 +284,13 @@ class TTSModel(nn.Module):
         """Decoding positions a prompt takes besides its text: the conditioning rows, the start and
         stop text tokens and the start code (37 for IndexTTS-2, 6 for IndexTTS-2.5)."""
         return self.gpt.config.conditioning_rows + 3
+
+    @property
+    def codes_per_second(self) -> float:
+        """Semantic codes per second of audio at speed 1, by the s2mel rule: ~50 for IndexTTS-2, ~25 for
+        IndexTTS-2.5 (each code gives two content frames)."""
+        frames_per_code = CODES_TO_MEL_FRAMES * self.family.content_frames_per_code
+        return self.sample_rate / self.vocoder.hop_size / frames_per_code
 
     # ------------------------------------------------------------------------------ conditioning
 

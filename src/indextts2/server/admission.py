@@ -14,6 +14,9 @@ from the ticket; the event loop never blocks.
   at the next item boundary and closes its iterator (which stops a generator's work).
 - Timeout: a ticket has a deadline from the moment it was submitted; waiting past it cancels the job and
   raises :class:`~indextts2.server.errors.GatewayTimeout` (HTTP 504).
+- Shutdown: :meth:`Admission.drain` admits nothing new, lets the admitted jobs run for the grace period,
+  then fails every ticket still open with the error it is given (:meth:`Ticket.fail`): its request
+  answers or ends at once, whatever its job is doing; the job stops at its next item.
 
 The interface is generic over the job (tests run plain generators through it).
 """
@@ -21,6 +24,7 @@ The interface is generic over the job (tests run plain generators through it).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import math
 import queue
@@ -73,6 +77,8 @@ class Ticket(Generic[T]):
         self.deadline = self.submitted_at + timeout if timeout else math.inf
         self.started_at: float | None = None
         """When a worker picked the job up (monotonic seconds)."""
+        self.context = contextvars.copy_context()
+        """The submitter's context, which the job runs in (its log lines carry the request's id)."""
         self.first_item_at: float | None = None
         """When the first item reached the event loop (monotonic seconds)."""
 
@@ -84,6 +90,16 @@ class Ticket(Generic[T]):
 
     def cancel(self) -> None:
         """Stop the job: dropped if it still waits, stopped at the next item if it runs."""
+        self._cancelled.set()
+
+    def fail(self, error: BaseException) -> None:
+        """End the ticket with ``error`` now, and cancel its job. Call it on the ticket's event loop.
+
+        Items delivered already come out first, then ``error``; whatever the job delivers afterwards
+        (it stops at its next item) is never read.
+        """
+        if not self._done:
+            self._items.put_nowait(_Failure(error))  # queued ahead of anything the worker sends next
         self._cancelled.set()
 
     def remaining(self) -> float:
@@ -185,6 +201,7 @@ class Admission:
         self._queued = 0
         self._in_flight = 0
         self._threads: list[threading.Thread] = []
+        self._open: set[Ticket[Any]] = set()  # submitted, not yet finished by a worker
         self._accepting = False
         self._average_job_seconds = _INITIAL_JOB_SECONDS
 
@@ -200,25 +217,46 @@ class Admission:
             self._threads.append(thread)
         self._accepting = True
 
-    async def stop(self, *, grace: float = 0.0) -> None:
-        """Stop accepting jobs, let running and waiting ones finish for ``grace`` seconds, cancel the rest."""
+    async def drain(self, grace: float, error: BaseException) -> int:
+        """Admit nothing new, give the admitted jobs up to ``grace`` seconds, then fail what is left.
+
+        Every ticket still open at the end of the grace period is failed with ``error`` (see
+        :meth:`Ticket.fail`), whether its job waits or runs. Returns how many were.
+        """
         self._accepting = False
         deadline = time.monotonic() + grace
-        while self.busy and time.monotonic() < deadline:
+        while self._unfinished() and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-        with self._jobs.mutex:
-            pending = list(self._jobs.queue)
-        for ticket in pending:
-            if ticket is not None:
-                ticket.cancel()
+        left = self._unfinished()
+        for ticket in left:
+            ticket.fail(error)
+        if left:
+            logger.warning("%d request(s) still running at the end of the grace period were ended", len(left))
+        return len(left)
+
+    async def stop(self, *, grace: float = 0.0, join_seconds: float = 5.0) -> None:
+        """Drain (``grace`` seconds), stop the worker threads and wait up to ``join_seconds`` for them.
+
+        A job that ignores cancellation may run on; the threads are daemons, so it cannot hold the
+        exit. A worker that waits on the engine is released when the engine is closed.
+        """
+        await self.drain(grace, NotReady("the server is stopping; try again in a moment"))
         for _ in self._threads:
             self._jobs.put(None)
         threads, self._threads = self._threads, []
-        # a job that ignores cancellation may run on; the threads are daemons, so it cannot hold the exit
+        deadline = time.monotonic() + join_seconds
         for thread in threads:
-            while thread.is_alive() and time.monotonic() < deadline + 5.0:
-                await asyncio.sleep(0.05)
-        logger.debug("admission stopped (%d job(s) were cancelled)", len(pending))
+            while thread.is_alive() and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+        alive = sum(thread.is_alive() for thread in threads)
+        if alive:
+            logger.warning("%d GPU worker thread(s) still busy at exit were left behind", alive)
+        logger.debug("admission stopped")
+
+    def _unfinished(self) -> list[Ticket[Any]]:
+        """Tickets whose requests still wait for their job (not cancelled, not failed)."""
+        with self._lock:
+            return [ticket for ticket in self._open if not ticket.cancelled]
 
     # ---- state
 
@@ -269,6 +307,7 @@ class Admission:
                     retry_after=self.retry_after(),
                 )
             self._queued += 1
+            self._open.add(ticket)
         self._jobs.put(ticket)
         return ticket
 
@@ -290,14 +329,16 @@ class Admission:
             with self._lock:
                 self._queued -= 1
                 if ticket.cancelled:
+                    self._open.discard(ticket)
                     ticket._deliver(_END)
                     continue
                 self._in_flight += 1
             started = time.monotonic()
             try:
-                ticket._run()
+                ticket.context.run(ticket._run)
             finally:
                 elapsed = time.monotonic() - started
                 with self._lock:
                     self._in_flight -= 1
+                    self._open.discard(ticket)
                     self._average_job_seconds += _DURATION_SMOOTHING * (elapsed - self._average_job_seconds)

@@ -29,7 +29,15 @@ from pathlib import Path
 
 from indextts2.errors import ConfigError, InvalidInput
 
-__all__ = ["KeyRecord", "KeyRing", "credentials_from_header", "generate_key", "hash_key", "read_keys_file"]
+__all__ = [
+    "KeyRecord",
+    "KeyRing",
+    "credentials_from_header",
+    "generate_key",
+    "hash_key",
+    "is_bearer",
+    "read_keys_file",
+]
 
 KEY_PREFIX = "itts2_"
 _DIGEST_PREFIX = "sha256:"
@@ -163,6 +171,16 @@ def credentials_from_header(authorization: str | None) -> str | None:
         _, _, password = decoded.partition(":")
         return password or None
     return None
+
+
+def is_bearer(authorization: str | None) -> bool:
+    """Whether an ``Authorization`` header carries a Bearer credential (an API key or a JWT).
+
+    A browser sends one only from a page that set the header itself, which a page on another site
+    can do only after a CORS preflight (``access.py``'s cross-site check relies on it).
+    """
+    scheme, _, value = (authorization or "").strip().partition(" ")
+    return scheme.lower() == "bearer" and bool(value.strip())
 
 
 class KeyRing:

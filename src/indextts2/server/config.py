@@ -12,10 +12,12 @@ from typing import Any
 from indextts2.errors import ConfigError
 from indextts2.settings import DEFAULT_MODEL
 
-__all__ = ["RateLimit", "ServerConfig", "is_loopback_host"]
+__all__ = ["JwtConfig", "RateLimit", "ServerConfig", "is_loopback_host"]
 
 _RATE_PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
 _RATE_PATTERN = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(second|minute|hour|day)s?\s*$")
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+_MIN_SECRET_BYTES = 32  # RFC 7518 3.2: an HS256 key at least as long as the hash output
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,10 @@ class ServerConfig:
     voice_cache_size: int = 64
     """Saved voices whose conditioning stays in memory (least recently used ones are dropped)."""
 
+    sample_voice: bool = False
+    """Offer the sample voice shipped with indextts2 as the built-in voice ``sample`` (``indextts2
+    serve`` turns it on unless ``--no-sample-voice``): a first visit can speak at once."""
+
     grace_period: float = 30.0
     """Seconds in-flight requests get to finish after SIGTERM."""
 
@@ -140,6 +146,35 @@ class ServerConfig:
     default_options: Mapping[str, Any] = field(default_factory=dict)
     """Synthesis options (``SynthesisOptions`` fields) the server uses unless a request sets them, e.g.
     ``{"diffusion_steps": 15}`` to trade quality for speed."""
+
+    jwt: JwtConfig | None = None
+    """Bearer tokens (JWTs from an identity provider) accepted beside API keys; None = keys only."""
+
+    admin_keys: tuple[str, ...] = ()
+    """Names of API keys (from the keys file, or ``cli-1``... for ``--api-key``) that may read every
+    caller's usage (``GET /v1/usage``); other callers see only their own."""
+
+    usage_db: Path | None = None
+    """The SQLite file of usage per caller; None = ``<INDEXTTS2_HOME>/usage.sqlite3``."""
+
+    daily_audio_quota: float | None = None
+    """Seconds of audio each caller may have per UTC day (None = no quota); past it: 429."""
+
+    caller_quotas: Mapping[str, float] = field(default_factory=dict)
+    """Daily audio seconds for named callers (``{"key:alice": 3600, "jwt:svc-42": 0}``), in place of
+    ``daily_audio_quota``."""
+
+    metrics_callers: int = 20
+    """Callers with a label of their own in ``/metrics`` (the first ones seen); later callers are
+    counted under ``other`` so that a token issuer with many subjects cannot blow up the series."""
+
+    request_id_header: str = "X-Request-ID"
+    """The header a gateway sends its request id in (taken when well formed, made otherwise); every
+    response carries it back."""
+
+    tracing: bool = False
+    """OpenTelemetry spans per request (queueing, each engine stage, encoding); needs the ``otel``
+    extra and a tracer provider (``indextts2 serve --otel`` sets up OTLP export)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -160,6 +195,13 @@ class ServerConfig:
                 build_options(dict(self.default_options))
             except InvalidInput as exc:
                 raise ConfigError(f"default options: {exc}") from exc
+        if self.metrics_callers < 0:
+            raise ConfigError(f"metrics_callers must be 0 or more, got {self.metrics_callers}")
+        for who, quota in [("daily_audio_quota", self.daily_audio_quota), *self.caller_quotas.items()]:
+            if quota is not None and not quota >= 0:
+                raise ConfigError(f"the daily audio quota of {who} must be 0 or more seconds, got {quota}")
+        if not _HEADER_NAME.match(self.request_id_header):
+            raise ConfigError(f"request id header {self.request_id_header!r} is not a header name")
         for cidr in self.allow_ips:
             try:
                 ipaddress.ip_network(cidr, strict=False)
@@ -174,8 +216,8 @@ class ServerConfig:
 
     @property
     def needs_key(self) -> bool:
-        """Whether requests must carry an API key."""
-        return bool(self.api_keys) or self.api_keys_file is not None
+        """Whether requests must carry an API key (or a token)."""
+        return bool(self.api_keys) or self.api_keys_file is not None or self.jwt is not None
 
     def check_exposure(self) -> None:
         """Refuse a non-loopback bind without an API key unless ``insecure`` is set."""
@@ -185,3 +227,109 @@ class ServerConfig:
                 "use the GPU. Create a key (indextts2 serve keys add NAME) and pass --api-keys-file, "
                 "or pass --insecure if this network is trusted"
             )
+
+
+@dataclass(frozen=True)
+class JwtConfig:
+    """How the server checks bearer tokens (JWTs) from an identity provider.
+
+    A token is accepted when its signature verifies with a key of the JWKS (URL or file) or with the
+    shared secret, its ``exp`` is in the future, and its ``iss`` and ``aud`` are the ones configured.
+    """
+
+    issuer: str | None = None
+    """The ``iss`` every token must carry (the identity provider's issuer URL); required with a JWKS."""
+
+    audience: str | None = None
+    """The ``aud`` every token must include (this API's name at the provider); required with a JWKS."""
+
+    jwks_url: str | None = None
+    """Where the provider publishes its signing keys (``jwks_uri`` of its OpenID configuration);
+    https, or http on loopback. Cached, fetched again on an unknown ``kid`` (at most once per
+    ``jwks_min_refresh_seconds``) and after ``jwks_max_age_seconds``."""
+
+    jwks_file: Path | None = None
+    """A JWKS file instead of a URL (read again on the same terms as the URL)."""
+
+    secret: bytes | None = field(default=None, repr=False)
+    """A shared secret for HS256 tokens (small setups; at least 32 bytes). Never shown in logs."""
+
+    algorithms: tuple[str, ...] = ()
+    """Signature algorithms accepted; empty = RS256 and ES256 with a JWKS, HS256 with a secret."""
+
+    identity_claim: str = "sub"
+    """The claim naming the caller (``sub``, ``client_id``, ``azp``, ``email``...); the caller is
+    ``jwt:<value>`` in rate limits, usage and logs."""
+
+    scope_claim: str = "scope"
+    """The claim holding the token's scopes or roles: a space-separated string or a list; a dotted
+    path reaches into objects (``realm_access.roles`` for Keycloak)."""
+
+    synthesis_scope: str | None = None
+    """A scope a token needs to synthesize speech; None = any valid token may."""
+
+    voices_scope: str | None = None
+    """A scope a token needs to save or delete voices; None = any valid token may."""
+
+    admin_scope: str | None = None
+    """A scope that makes a token an administrator (every caller's usage); None = no token is."""
+
+    leeway_seconds: float = 30.0
+    """Clock skew tolerated on ``exp``, ``nbf`` and ``iat``."""
+
+    jwks_max_age_seconds: float = 3600.0
+    """How long fetched keys are used before they are fetched again."""
+
+    jwks_min_refresh_seconds: float = 30.0
+    """Least time between two fetches of the keys (an unknown ``kid`` never causes a fetch storm)."""
+
+    jwks_timeout_seconds: float = 5.0
+    """Longest a fetch of the keys may take."""
+
+    def __post_init__(self) -> None:
+        sources = [s for s in (self.jwks_url, self.jwks_file, self.secret) if s]
+        if len(sources) != 1:
+            raise ConfigError(
+                "JWT sign-in needs exactly one source of keys: --jwt-jwks-url (your identity provider's "
+                "jwks_uri), --jwt-jwks-file, or --jwt-secret-file for HS256"
+            )
+        if self.secret is not None and len(self.secret) < _MIN_SECRET_BYTES:
+            raise ConfigError(
+                f"the JWT secret has {len(self.secret)} bytes; use at least {_MIN_SECRET_BYTES} random "
+                "bytes (e.g. openssl rand -base64 48)"
+            )
+        if self.secret is None and not (self.issuer and self.audience):
+            raise ConfigError(
+                "with a JWKS, give --jwt-issuer and --jwt-audience: a provider signs tokens for many "
+                "services, and only these two claims say that a token was meant for this server"
+            )
+        if self.jwks_url is not None:
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(self.jwks_url)
+            local_http = parts.scheme == "http" and is_loopback_host(parts.hostname or "")
+            if parts.scheme != "https" and not local_http:
+                raise ConfigError(
+                    f"--jwt-jwks-url {self.jwks_url!r} must be an https URL (plain http only on loopback): "
+                    "whoever can change the keys in transit can sign any token"
+                )
+        for algorithm in self.algorithms:
+            if algorithm.lower() == "none":
+                raise ConfigError("unsigned tokens (alg 'none') can never be accepted")
+            if algorithm.upper().startswith("HS") != (self.secret is not None):
+                raise ConfigError(
+                    f"algorithm {algorithm} does not fit the key source: HS256/384/512 go with "
+                    "--jwt-secret-file, RS*/ES*/PS* with a JWKS (mixing them lets a public key act as "
+                    "a shared secret)"
+                )
+        for name in ("leeway_seconds", "jwks_max_age_seconds", "jwks_min_refresh_seconds"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        if not self.jwks_timeout_seconds > 0:
+            raise ConfigError(f"jwks_timeout_seconds must be positive, got {self.jwks_timeout_seconds}")
+
+    @property
+    def accepted_algorithms(self) -> tuple[str, ...]:
+        if self.algorithms:
+            return self.algorithms
+        return ("HS256",) if self.secret is not None else ("RS256", "ES256")

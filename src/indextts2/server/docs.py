@@ -1,8 +1,8 @@
 """The API docs page: a self-contained HTML page rendered from the OpenAPI schema.
 
-Litestar's bundled doc viewers load their JavaScript from public CDNs, which a server on a closed
-network cannot reach; this page needs nothing but the server itself. Swagger UI (from its CDN) stays
-available at ``/docs/swagger`` for machines that can reach it.
+Litestar's bundled doc viewers (Swagger UI, ReDoc...) load their JavaScript from public CDNs, which a
+server on a closed network cannot reach, so none of them is served: this page needs nothing but the
+server itself, and ``/docs/openapi.json`` feeds any other viewer.
 """
 
 from __future__ import annotations
@@ -82,8 +82,7 @@ class OfflineDocsPlugin(OpenAPIRenderPlugin):
             f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
             f"<style>{_STYLE}</style></head><body><h1>{title}</h1>"
             f"<p>{html.escape(info.get('description', ''))}</p>"
-            f"<p>Machine-readable: <a href='{base}/openapi.json'>openapi.json</a> · "
-            f"<a href='{base}/swagger'>Swagger UI</a> (needs internet access for its scripts)</p>"
+            f"<p>Machine-readable: <a href='{base}/openapi.json'>openapi.json</a></p>"
             f"<div id='api'></div><script id='schema' type='application/json'>{schema_json}</script>"
             f"<script>{_SCRIPT}</script></body></html>"
         )

@@ -13,7 +13,8 @@ from prometheus_client.registry import Collector
 
 __all__ = ["CONTENT_TYPE", "Metrics", "metrics_middleware"]
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# Prometheus text format 0.0.4; Litestar adds "; charset=utf-8" to every text/* media type itself
+CONTENT_TYPE = "text/plain; version=0.0.4"
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 _RTF_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 4.0, 8.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shlex
 import signal
@@ -13,12 +14,15 @@ from pathlib import Path
 
 from indextts2.errors import ConfigError
 
-__all__ = ["Pidfile", "render_systemd_unit"]
+__all__ = ["STOP_MARGIN_SECONDS", "Pidfile", "render_systemd_unit"]
 
 logger = logging.getLogger(__name__)
 
 # How long a replaced instance gets past its own grace period before it is killed.
 _REPLACE_MARGIN_SECONDS = 10.0
+# systemd's TimeoutStopSec past --grace-period: the server exits within a few seconds of the end of
+# its grace period (uvicorn's backstop is 5 s), and systemd kills it only 15 s after.
+STOP_MARGIN_SECONDS = 15.0
 
 
 def _alive(pid: int) -> bool:
@@ -133,7 +137,7 @@ def render_systemd_unit(
     user: str | None = None,
     home: Path | None = None,
     writable: list[Path] | None = None,
-    stop_seconds: float = 45.0,
+    grace_period: float = 30.0,
 ) -> str:
     """A systemd service unit that runs ``indextts2 serve`` with these arguments.
 
@@ -143,7 +147,8 @@ def render_systemd_unit(
         user: the account to run as (default: the current user).
         home: INDEXTTS2_HOME for the service (model store, voices, keys).
         writable: directories the service may write (the home, the voices directory...).
-        stop_seconds: TimeoutStopSec: how long systemd waits after SIGTERM.
+        grace_period: the server's ``--grace-period``; systemd waits that long after SIGTERM plus
+            :data:`STOP_MARGIN_SECONDS` (TimeoutStopSec) before it kills the server.
     """
     program = executable or _current_program()
     account = user or _current_user()
@@ -166,7 +171,7 @@ def render_systemd_unit(
         "Restart=on-failure",
         "RestartSec=5",
         "KillSignal=SIGTERM",
-        f"TimeoutStopSec={int(stop_seconds)}",
+        f"TimeoutStopSec={math.ceil(grace_period + STOP_MARGIN_SECONDS)}",
         "NoNewPrivileges=true",
         "PrivateTmp=true",
         "ProtectSystem=full",

@@ -13,7 +13,6 @@ worker, still before the first byte of audio.
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import math
 from dataclasses import dataclass, field
@@ -23,6 +22,8 @@ from litestar.datastructures import UploadFile
 from litestar.params import KwargDefinition
 
 from indextts2.audio import FORMATS, load_audio
+from indextts2.audio.aac import INSTALL_HINT as AAC_INSTALL_HINT
+from indextts2.audio.aac import aac_available
 from indextts2.errors import InvalidInput, TextTooLong
 
 __all__ = [
@@ -33,11 +34,11 @@ __all__ = [
     "TTSForm",
     "build_emotion",
     "build_options",
-    "check_reference_length",
     "described",
     "emotion_names",
     "parse_openai_body",
     "parse_tts_form",
+    "upload_name",
 ]
 
 STREAMABLE_FORMATS = ("wav", "pcm")
@@ -113,7 +114,9 @@ class OpenAISpeechBody:
     voice: Annotated[
         str | dict[str, str] | None, described('A saved voice: its id or name, or `{"id": ...}`.')
     ] = None
-    response_format: Annotated[str, described("mp3, opus, flac, wav or pcm (16-bit mono at 24 kHz).")] = "mp3"
+    response_format: Annotated[
+        str, described("mp3, opus, aac (with the aac extra), flac, wav or pcm (16-bit mono at 24 kHz).")
+    ] = "mp3"
     speed: Annotated[float, described("0.25 to 4.0; 1 is the model's own pace.")] = 1.0
     instructions: Annotated[str | None, described("Read as the emotion, described in words.")] = None
     stream_format: Annotated[
@@ -235,6 +238,12 @@ def _parse_weights(text: str) -> dict[str, float]:
     return parsed
 
 
+def upload_name(upload: UploadFile | None, default: str) -> str:
+    """An upload's file name as error messages and the voice store show it (no directories, short)."""
+    raw = (upload.filename if upload else None) or ""
+    return raw.replace("\\", "/").rsplit("/", 1)[-1][:120] or default
+
+
 async def _read_upload(upload: UploadFile | None) -> bytes | None:
     if upload is None:
         return None
@@ -268,7 +277,7 @@ async def parse_tts_form(form: TTSForm, *, max_text_chars: int) -> SpeechRequest
         )
     emotion = EmotionFields(
         audio=await _read_upload(form.emotion_audio),
-        audio_name=(form.emotion_audio.filename if form.emotion_audio else None) or "emotion clip",
+        audio_name=upload_name(form.emotion_audio, "emotion clip"),
         alpha=_finite(form.emotion_alpha, "emotion_alpha") if form.emotion_alpha is not None else None,
         vector=_parse_vector(form.emotion_vector) if form.emotion_vector else None,
         weights=_parse_weights(form.emotion_weights) if form.emotion_weights else None,
@@ -280,7 +289,7 @@ async def parse_tts_form(form: TTSForm, *, max_text_chars: int) -> SpeechRequest
         text=text,
         voice=voice,
         reference=await _read_upload(form.reference),
-        reference_name=(form.reference.filename if form.reference else None) or "reference",
+        reference_name=upload_name(form.reference, "reference"),
         emotion=emotion,
         options=options,
         format=fmt,
@@ -295,10 +304,12 @@ def parse_openai_body(body: OpenAISpeechBody, *, max_text_chars: int) -> tuple[S
     if not voice or not str(voice).strip():
         raise InvalidInput("'voice' is required: the id or name of a saved voice (see GET /v1/voices)")
     fmt = body.response_format.strip().lower()
-    if fmt not in OPENAI_FORMATS or fmt not in FORMATS:
-        supported = [f for f in OPENAI_FORMATS if f in FORMATS]
+    supported = [f for f in OPENAI_FORMATS if f in FORMATS or (f == "aac" and aac_available())]
+    if fmt not in supported:
+        missing = f" (aac needs the server's optional encoder: {AAC_INSTALL_HINT})" if fmt == "aac" else ""
         raise InvalidInput(
-            f"response_format {body.response_format!r} is not supported; use one of {', '.join(supported)}"
+            f"response_format {body.response_format!r} is not supported{missing}; use one of "
+            f"{', '.join(supported)}"
         )
     if body.stream_format not in ("audio", "sse"):
         raise InvalidInput(f"stream_format {body.stream_format!r} is not supported; use 'audio' or 'sse'")
@@ -319,27 +330,6 @@ def parse_openai_body(body: OpenAISpeechBody, *, max_text_chars: int) -> tuple[S
         sample_rate=OPENAI_PCM_RATE if fmt == "pcm" else None,
     )
     return request, body.stream_format == "sse"
-
-
-def check_reference_length(data: bytes, *, name: str, max_seconds: float) -> None:
-    """Refuse a clip longer than ``max_seconds``, judged from its header before it is decoded.
-
-    Files whose length the header does not tell (some streamed oggs) pass here; the synthesizer
-    trims long references anyway.
-    """
-    import soundfile as sf
-
-    try:
-        info = sf.info(io.BytesIO(data))
-    except (sf.LibsndfileError, RuntimeError, ValueError):
-        return  # not readable as audio: decoding reports it with the right message
-    if info.samplerate > 0 and 0 < info.frames < 2**62:
-        seconds = info.frames / info.samplerate
-        if seconds > max_seconds:
-            raise InvalidInput(
-                f"{name} is {seconds:.1f} s long; the server accepts clips up to {max_seconds:g} s "
-                "(a few seconds of clean speech is best)"
-            )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -391,8 +381,7 @@ def build_emotion(fields: EmotionFields, *, max_seconds: float) -> Any:
         return Emotion.from_mapping(fields.weights, alpha=alpha)
     audio = None
     if fields.audio is not None:
-        check_reference_length(fields.audio, name=fields.audio_name, max_seconds=max_seconds)
-        audio = load_audio(fields.audio)
+        audio = load_audio(fields.audio, max_seconds=max_seconds, name=fields.audio_name)
     return Emotion(audio=audio, alpha=alpha, vector=fields.vector, text=fields.text, random=fields.random)
 
 

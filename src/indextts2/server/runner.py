@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import math
 import os
 import signal
 import socket
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import uvicorn
 
 from indextts2.errors import ConfigError, IndexTTS2Error
-from indextts2.server.app import create_app
+from indextts2.server.app import create_app, drain
 from indextts2.server.config import ServerConfig, is_loopback_host
+from indextts2.server.context import ACCESS_LOGGER
 from indextts2.server.process import Pidfile
 
-__all__ = ["load_synthesizer", "serve"]
+__all__ = ["SHUTDOWN_MARGIN_SECONDS", "load_synthesizer", "serve"]
 
 logger = logging.getLogger(__name__)
 
@@ -33,12 +36,38 @@ def load_synthesizer(config: ServerConfig) -> Any:
     return Synthesizer.from_pretrained(config.model, device=config.device, engine=engine)
 
 
-class _Server(uvicorn.Server):
-    """uvicorn's server, telling the log where it listens once the sockets are bound."""
+# uvicorn's own limit on waiting for connections after SIGTERM, past the grace period: the app ends
+# every request at the end of the grace period itself (app.drain), so this only catches a connection
+# that still does not close.
+SHUTDOWN_MARGIN_SECONDS = 5.0
 
-    def __init__(self, config: uvicorn.Config, *, on_started: Callable[[list[str]], None]) -> None:
+
+class _Server(uvicorn.Server):
+    """uvicorn's server: tells the log where it listens once the sockets are bound, and starts the
+    app's drain (``on_shutdown``) as soon as the shutdown begins, beside uvicorn's own."""
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        *,
+        on_started: Callable[[list[str]], None],
+        on_shutdown: Callable[[], Coroutine[Any, Any, None]],
+    ) -> None:
         super().__init__(config)
         self._on_started = on_started
+        self._on_shutdown = on_shutdown
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # uvicorn stops listening, then waits for the open connections; the drain ends their
+        # requests at the end of the grace period, so that they close
+        draining = asyncio.create_task(self._on_shutdown())
+        try:
+            await super().shutdown(sockets)
+        finally:
+            if not draining.done():
+                draining.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await draining
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
@@ -111,14 +140,18 @@ def serve(
     forwarded_allow_ips: str | None = None,
     access_log: bool = True,
 ) -> None:
-    """Serve until SIGTERM or SIGINT, then finish in-flight work within the grace period.
+    """Serve until SIGTERM or SIGINT, then stop within the grace period.
+
+    On the signal the server stops listening and admits nothing new; the requests in flight get
+    ``config.grace_period`` seconds, then what is left is ended (see :func:`indextts2.server.app.drain`),
+    the engine thread is stopped and the call returns, a few seconds after the grace period at most.
 
     Args:
         config: the server's configuration; ``config.pidfile`` must be set.
         replace: stop the server recorded in the pidfile first, and take over its port.
         loader: loads the Synthesizer (default :func:`load_synthesizer`); runs in the background.
         forwarded_allow_ips: proxies trusted for X-Forwarded-For (uvicorn's setting; default 127.0.0.1).
-        access_log: log one line per request.
+        access_log: log one line per request (the ``indextts2.server.access`` logger).
 
     Raises:
         ConfigError: an exposed bind without keys, another server running, an unusable pidfile.
@@ -134,14 +167,29 @@ def serve(
         raise ConfigError("serve needs a pidfile path in its config")
     pidfile = Pidfile(config.pidfile)
     pidfile.claim(replace=replace, wait_seconds=config.grace_period)
+    try:
+        _run(
+            config, loader or load_synthesizer, forwarded_allow_ips=forwarded_allow_ips, access_log=access_log
+        )
+    finally:
+        pidfile.release()  # whatever stopped it: a failed start leaves no pidfile behind
+    logger.warning("server stopped (pid %d)", os.getpid())
 
+
+def _run(
+    config: ServerConfig,
+    loader: Callable[[ServerConfig], Any],
+    *,
+    forwarded_allow_ips: str | None,
+    access_log: bool,
+) -> None:
+    """Build the app and run it under uvicorn until it stops; raise why it could not start."""
     load_failure: list[BaseException] = []
     server_ref: list[_Server] = []
-    chosen_loader = loader or load_synthesizer
 
     def guarded_loader(server_config: ServerConfig) -> Any:
         try:
-            return chosen_loader(server_config)
+            return loader(server_config)
         except Exception as exc:
             load_failure.append(exc)
             if server_ref:
@@ -149,15 +197,16 @@ def serve(
             raise
 
     _steady_heap()
+    logging.getLogger(ACCESS_LOGGER).disabled = not access_log
     app = create_app(config, loader=guarded_loader)
     uvicorn_config = uvicorn.Config(
         app,
         host=config.host,
         port=config.port,
         log_config=None,
-        access_log=access_log,
+        access_log=False,  # the app writes its own, with request id, caller and latency (context.py)
         lifespan="on",
-        timeout_graceful_shutdown=max(1, int(config.grace_period)),
+        timeout_graceful_shutdown=math.ceil(config.grace_period + SHUTDOWN_MARGIN_SECONDS),
         proxy_headers=True,
         forwarded_allow_ips=forwarded_allow_ips,
         server_header=False,
@@ -167,25 +216,23 @@ def serve(
         for address in addresses:
             logger.warning("indextts2 serving on %s (web page /, API docs /docs)", address)
 
-    server = _Server(uvicorn_config, on_started=started)
+    async def stopping() -> None:
+        logger.warning("stopping: requests in flight get %g s to finish", config.grace_period)
+        await drain(app, config.grace_period)
+
+    server = _Server(uvicorn_config, on_started=started, on_shutdown=stopping)
     server_ref.append(server)
+    cannot_start = ConfigError(
+        f"the server could not start on {config.host}:{config.port}: is the port in use? (see the log above)"
+    )
     try:
         server.run()
     except SystemExit:  # uvicorn exits this way when it cannot bind
-        raise ConfigError(
-            f"the server could not start on {config.host}:{config.port}: "
-            "is the port in use? (see the log above)"
-        ) from None
-    finally:
-        pidfile.release()
+        raise cannot_start from None
     if load_failure:
         failure = load_failure[0]
         if isinstance(failure, IndexTTS2Error):
             raise failure
         raise IndexTTS2Error(f"cannot load model {config.model}: {failure}") from failure
     if not server.started:
-        raise ConfigError(
-            f"the server could not start on {config.host}:{config.port}: "
-            "is the port in use? (see the log above)"
-        )
-    logger.warning("server stopped (pid %d)", os.getpid())
+        raise cannot_start

@@ -14,11 +14,13 @@ from typing import Any
 
 import anyio
 
+from indextts2.audio import load_audio
+from indextts2.engine.stats import StageObserver
 from indextts2.errors import InvalidInput
 from indextts2.server.admission import Admission, Ticket
 from indextts2.server.config import ServerConfig
-from indextts2.server.errors import NotReady
-from indextts2.server.requests import SpeechRequest, build_emotion, build_options, check_reference_length
+from indextts2.server.errors import NotReady, ShuttingDown
+from indextts2.server.requests import SpeechRequest, build_emotion, build_options
 from indextts2.server.voices import VoiceRecord, VoiceStore
 
 __all__ = ["SpeechService"]
@@ -43,6 +45,8 @@ class SpeechService:
         self.voices = voices
         self.load_error: BaseException | None = None
         """Why loading the model failed, when it did."""
+        self.draining = False
+        """The server is shutting down: no new work is admitted."""
 
     @property
     def ready(self) -> bool:
@@ -57,6 +61,23 @@ class SpeechService:
         stats = getattr(self.synthesizer, "engine_stats", None)
         return stats() if stats is not None else None
 
+    async def drain(self, grace: float) -> None:
+        """Admit nothing new; end what is still running after ``grace`` seconds (see ``app.drain``)."""
+        self.draining = True
+        await self.admission.drain(
+            grace,
+            ShuttingDown(
+                "the server is shutting down and could not finish this request in time; "
+                "send it again in a few seconds"
+            ),
+        )
+
+    def _admitting(self) -> Any:
+        """The Synthesizer, for new work (refused while shutting down: admitted work may finish)."""
+        if self.draining:
+            raise ShuttingDown("the server is shutting down; send the request again in a few seconds")
+        return self._synthesizer()
+
     def _synthesizer(self) -> Any:
         if self.synthesizer is None:
             if self.load_error is not None:
@@ -67,9 +88,14 @@ class SpeechService:
     # ---- voices (the conditioning runs on the GPU worker)
 
     def _encode_reference(self, data: bytes, name: str) -> Any:
-        """Decode and encode a reference clip (blocking; GPU worker only)."""
-        check_reference_length(data, name=name, max_seconds=self.config.max_reference_seconds)
-        return self._synthesizer().voice(data)
+        """Decode and encode a reference clip (blocking; GPU worker only).
+
+        The clip is decoded here, within the server's limits and under its file name, so that a
+        hostile header is refused before any sample is decoded and errors name the upload.
+        """
+        synthesizer = self._synthesizer()
+        audio = load_audio(data, max_seconds=self.config.max_reference_seconds, name=name)
+        return synthesizer.voice(audio)
 
     def _saved_voice(self, record: VoiceRecord) -> Any:
         """The conditioning of a saved voice, from memory or encoded again (GPU worker only)."""
@@ -83,7 +109,7 @@ class SpeechService:
         self, *, reference: bytes, filename: str, name: str | None
     ) -> tuple[VoiceRecord, bool]:
         """Encode a reference once and save it; returns (record, created)."""
-        synthesizer = self._synthesizer()
+        synthesizer = self._admitting()
         voice = await self.admission.call(
             functools.partial(self._encode_reference, reference, filename),
             timeout=self.config.request_timeout,
@@ -104,8 +130,10 @@ class SpeechService:
 
     # ---- synthesis
 
-    def start(self, request: SpeechRequest) -> Ticket[Any]:
+    def start(self, request: SpeechRequest, *, observer: StageObserver | None = None) -> Ticket[Any]:
         """Queue a synthesis; its ticket yields the Synthesizer's AudioChunks.
+
+        ``observer`` is told of the request's time in each engine stage (tracing).
 
         Quick checks (an unknown saved voice, the server not ready) raise here; the Synthesizer's own
         validation runs first thing on the worker and comes out of the ticket before any audio.
@@ -113,7 +141,7 @@ class SpeechService:
         Raises:
             VoiceNotFound, InvalidInput, Overloaded, NotReady.
         """
-        synthesizer = self._synthesizer()
+        synthesizer = self._admitting()
         record = self.voices.get(request.voice) if request.voice else None
         config = self.config
 
@@ -139,8 +167,9 @@ class SpeechService:
                 from indextts2.engine import StreamingOptions
 
                 streaming = StreamingOptions.low_latency()
+            traced = {"observer": observer} if observer is not None else {}
             yield from synthesizer.stream(
-                request.text, voice=voice, emotion=emotion, options=options, streaming=streaming
+                request.text, voice=voice, emotion=emotion, options=options, streaming=streaming, **traced
             )
 
         return self.admission.submit(job, timeout=config.request_timeout)

@@ -23,7 +23,8 @@ import numpy as np
 from indextts2.audio import Audio, StreamingWavWriter, encode, pcm16_bytes
 from indextts2.errors import IndexTTS2Error
 from indextts2.server.admission import Ticket
-from indextts2.server.errors import ClientDisconnected
+from indextts2.server.context import Interval, current_request
+from indextts2.server.errors import ClientDisconnected, error_body
 from indextts2.server.metrics import Metrics
 
 __all__ = ["SynthesisRun", "audio_bytes", "collect_audio", "sse_events"]
@@ -121,6 +122,11 @@ class SynthesisRun:
             seconds=time.monotonic() - started,
             audio_seconds=produced_seconds,
         )
+        context = current_request()
+        if context is not None:  # the caller's usage, and the wait for a worker in its trace
+            context.audio_seconds += produced_seconds
+            if context.trace and ticket.started_at is not None:
+                context.intervals.append(Interval("admission.queue", ticket.submitted_at, ticket.started_at))
 
 
 async def audio_bytes(run: SynthesisRun, format: str) -> AsyncIterator[bytes]:
@@ -176,7 +182,19 @@ async def collect_audio(run: SynthesisRun, receive: Any) -> Audio:
 
 def encode_audio(audio: Audio, format: str) -> bytes:
     """A whole file of the given format (blocking: call it off the event loop)."""
-    return encode(audio, format)  # type: ignore[arg-type]
+    started = time.monotonic()
+    data = encode(audio, format)  # type: ignore[arg-type]
+    context = current_request()
+    if context is not None and context.trace:
+        context.intervals.append(
+            Interval(
+                "encode",
+                started,
+                time.monotonic(),
+                {"indextts2.format": format, "indextts2.bytes": len(data)},
+            )
+        )
+    return data
 
 
 def _event(payload: dict[str, Any]) -> bytes:
@@ -208,7 +226,7 @@ async def sse_events(run: SynthesisRun, format: str) -> AsyncIterator[bytes]:
             yield _event({"type": "speech.audio.delta", "audio": base64.b64encode(data).decode("ascii")})
     except IndexTTS2Error as exc:
         logger.warning("an event stream ended early after %d samples: %s", run.samples_out, exc)
-        yield _event({"type": "error", "error": {"code": exc.code, "message": exc.message}})
+        yield _event({"type": "error", **error_body(exc.code, exc.message)})
         return
     seconds = run.samples_out / run.sample_rate if run.sample_rate else 0.0
     yield _event({"type": "speech.audio.done", "usage": {"audio_seconds": round(seconds, 3)}})

@@ -4,11 +4,16 @@ Layout, one directory per voice, named by the voice id (the Synthesizer's conten
 reference, 64 hex digits, so the same recording always gets the same id)::
 
     voices/
-      <id>/meta.json          what the API shows: id, name, created, duration, file name, size, consent
+      <id>/meta.json          what the API shows: id, name, aliases, created, duration, file name, size
       <id>/reference.<ext>    the uploaded bytes, as they came
 
+Built-in voices (the sample voice shipped with the package, ``serve --sample-voice``) are listed
+and used like saved ones, read from the package, never written or deleted.
+
 A voice is written into a temporary directory beside the others and renamed into place, so a crash
-never leaves half a voice, and a restart finds every voice that was acknowledged. Ids and names are
+never leaves half a voice, and a restart finds every voice that was acknowledged. A name given when
+the same clip is uploaded again becomes another name of the stored voice (``aliases``); its
+``meta.json`` is replaced atomically (a temporary file renamed over it). Ids and names are
 validated before any path is built from them: no request can name a file outside the store.
 The conditioning (the encoded reference) is not stored: it depends on the loaded model, and is computed
 again on first use after a restart, then kept in a small in-memory LRU cache.
@@ -16,6 +21,8 @@ again on first use after a restart, then kept in a small in-memory LRU cache.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -40,6 +47,9 @@ _ID_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
 _AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".oga", ".webm", ".m4a"}
 _META = "meta.json"
+_META_TEMPORARY = ".meta-"  # prefix of a meta.json being replaced
+MAX_NAMES = 16
+"""Names a voice may have (its name and its aliases)."""
 
 
 def is_voice_id(text: str) -> bool:
@@ -68,9 +78,19 @@ class VoiceRecord:
     filename: str
     size: int
     consent: bool = True
+    aliases: tuple[str, ...] = ()
+    """More names of the voice: given when the same clip was uploaded again under another name."""
+    builtin: bool = False
+    """Shipped with indextts2 (the sample voice): always there, cannot be deleted."""
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return ((self.name,) if self.name else ()) + self.aliases
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["aliases"] = list(self.aliases)
+        return data
 
 
 class VoiceStore:
@@ -79,9 +99,31 @@ class VoiceStore:
     def __init__(self, root: Path, *, cache_size: int = 64) -> None:
         self.root = root
         self._records: dict[str, VoiceRecord] = {}
+        self._builtin: dict[str, tuple[VoiceRecord, Path]] = {}  # id -> record, reference file
         self._lock = threading.Lock()
         self._conditioning: OrderedDict[str, Any] = OrderedDict()
         self._cache_size = cache_size
+
+    # ---- built-in voices
+
+    def add_builtin(self, name: str, reference: Path, *, duration: float) -> VoiceRecord:
+        """Offer a reference clip of the package as a voice named ``name`` (listed first)."""
+        data = reference.read_bytes()
+        record = VoiceRecord(
+            id=hashlib.sha256(data).hexdigest(),
+            name=check_voice_name(name),
+            created=datetime.fromtimestamp(reference.stat().st_mtime, timezone.utc).strftime(
+                "%Y-%m-%dT%H:%M:%SZ"
+            ),
+            duration=round(float(duration), 3),
+            model_id="",
+            filename=reference.name,
+            size=len(data),
+            builtin=True,
+        )
+        with self._lock:
+            self._builtin[record.id] = (record, reference)
+        return record
 
     # ---- disk
 
@@ -98,9 +140,11 @@ class VoiceStore:
                 continue
             if not (entry.is_dir() and is_voice_id(entry.name)):
                 continue
+            for stale in entry.glob(_META_TEMPORARY + "*"):
+                stale.unlink(missing_ok=True)  # left by a crash while a name was added
             try:
                 meta = json.loads((entry / _META).read_text(encoding="utf-8"))
-                record = VoiceRecord(**meta)
+                record = VoiceRecord(**{**meta, "aliases": tuple(meta.get("aliases", ()))})
             except (OSError, ValueError, TypeError) as exc:
                 logger.warning("skipping voice %s: unreadable %s (%s)", entry.name, _META, exc)
                 continue
@@ -122,10 +166,13 @@ class VoiceStore:
         duration: float,
         model_id: str,
     ) -> tuple[VoiceRecord, bool]:
-        """Store a voice; returns (record, created). The same id stored again returns the stored record.
+        """Store a voice; returns (record, created).
+
+        The same id stored again returns the stored record; a ``name`` it does not have yet becomes
+        one of its names (its name, or an alias when it has one), so that the name works everywhere.
 
         Raises:
-            Conflict: ``name`` belongs to another voice.
+            Conflict: ``name`` belongs to another voice, or the voice has :data:`MAX_NAMES` names.
             StoreError: the disk refused (full, read-only...).
         """
         if not is_voice_id(voice_id):
@@ -133,15 +180,27 @@ class VoiceStore:
         if name is not None:
             check_voice_name(name)
         with self._lock:
-            existing = self._records.get(voice_id)
-            if existing is not None:
-                return existing, False
             holder = self._by_name(name) if name else None
-            if holder is not None:
+            if holder is not None and holder.builtin:
+                raise Conflict(f"the voice name {name!r} belongs to a built-in voice; pick another name")
+            if holder is not None and holder.id != voice_id:
                 raise Conflict(
                     f"the voice name {name!r} is taken by voice {holder.id}; delete that voice or pick "
                     "another name"
                 )
+            shipped = self._builtin.get(voice_id)
+            if shipped is not None:  # the sample clip uploaded again: it stays the built-in voice
+                if name is not None and name not in shipped[0].names:
+                    raise Conflict(
+                        f"this clip is the built-in voice {shipped[0].name!r}, which cannot take another "
+                        "name; use that name"
+                    )
+                return shipped[0], False
+            existing = self._records.get(voice_id)
+            if existing is not None:
+                if name is not None and holder is None:
+                    existing = self._add_name(existing, name)
+                return existing, False
             suffix = Path(filename).suffix.lower()
             record = VoiceRecord(
                 id=voice_id,
@@ -176,6 +235,35 @@ class VoiceStore:
         except OSError as exc:
             raise StoreError(f"cannot save voice {record.id} in {self.root}: {exc.strerror}") from exc
 
+    def _add_name(self, record: VoiceRecord, name: str) -> VoiceRecord:
+        """Give a stored voice one more name (held lock); its meta.json is replaced atomically."""
+        if len(record.names) >= MAX_NAMES:
+            raise Conflict(
+                f"voice {record.id} has {MAX_NAMES} names already ({', '.join(record.names)}); "
+                "use one of them"
+            )
+        if record.name is None:
+            named = dataclasses.replace(record, name=name)
+        else:
+            named = dataclasses.replace(record, aliases=(*record.aliases, name))
+        directory = self.root / record.id
+        try:
+            handle, temporary = tempfile.mkstemp(prefix=_META_TEMPORARY, dir=directory)
+            try:
+                with os.fdopen(handle, "wb") as stream:
+                    stream.write(json.dumps(named.to_json(), indent=2).encode("utf-8"))
+                    stream.flush()
+                    os.fsync(stream.fileno())
+                os.replace(temporary, directory / _META)
+            except BaseException:
+                Path(temporary).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise StoreError(f"cannot name voice {record.id} {name!r}: {exc.strerror}") from exc
+        self._records[record.id] = named
+        logger.info("voice %s is also called %r now", record.id, name)
+        return named
+
     def delete(self, voice_id: str) -> VoiceRecord:
         """Remove a saved voice; returns what was removed.
 
@@ -183,6 +271,11 @@ class VoiceStore:
             VoiceNotFound: there is no such voice.
         """
         record = self.get(voice_id)
+        if record.builtin:
+            raise Conflict(
+                f"the voice {record.name!r} is built in and cannot be deleted; start the server with "
+                "--no-sample-voice to leave it out"
+            )
         with self._lock:
             self._records.pop(record.id, None)
             self._conditioning.pop(record.id, None)
@@ -198,6 +291,8 @@ class VoiceStore:
     def reference_bytes(self, voice_id: str) -> bytes:
         """The stored reference clip of a voice."""
         record = self.get(voice_id)
+        if record.builtin:
+            return self._builtin[record.id][1].read_bytes()
         directory = self.root / record.id
         for candidate in sorted(directory.glob("reference.*")):
             return candidate.read_bytes()
@@ -206,11 +301,18 @@ class VoiceStore:
     # ---- lookups
 
     def records(self) -> list[VoiceRecord]:
+        """The built-in voices, then the saved ones, oldest first."""
         with self._lock:
-            return sorted(self._records.values(), key=lambda r: (r.created, r.id))
+            builtin = [record for record, _ in self._builtin.values()]
+            return builtin + sorted(self._records.values(), key=lambda r: (r.created, r.id))
 
     def _by_name(self, name: str) -> VoiceRecord | None:
-        return next((r for r in self._records.values() if r.name == name), None)
+        builtin = (record for record, _ in self._builtin.values())
+        return next((r for r in (*builtin, *self._records.values()) if name in r.names), None)
+
+    def _by_id(self, voice_id: str) -> VoiceRecord | None:
+        found = self._builtin.get(voice_id)
+        return found[0] if found is not None else self._records.get(voice_id)
 
     def get(self, id_or_name: str) -> VoiceRecord:
         """The voice with this id or name.
@@ -226,7 +328,7 @@ class VoiceStore:
                 "list the saved voices with GET /v1/voices"
             )
         with self._lock:
-            record = self._records.get(key) if is_voice_id(key) else self._by_name(key)
+            record = self._by_id(key) if is_voice_id(key) else self._by_name(key)
         if record is None:
             raise VoiceNotFound(
                 f"there is no saved voice {key!r}; list them with GET /v1/voices, or upload a reference "
@@ -245,7 +347,7 @@ class VoiceStore:
 
     def remember_conditioning(self, voice_id: str, voice: Any) -> None:
         with self._lock:
-            if voice_id not in self._records:
+            if voice_id not in self._records and voice_id not in self._builtin:
                 return
             self._conditioning[voice_id] = voice
             self._conditioning.move_to_end(voice_id)

@@ -5,8 +5,9 @@
         segment.ids                                           # what the GPT reads
 
 ``prepare`` validates (empty text, length limit) and is what synthesis calls; ``analyze`` keeps every
-intermediate for debugging and parity; ``normalize`` and ``tokenize`` behave exactly like the
-official ``TextNormalizer.normalize`` and ``TextTokenizer.tokenize``.
+intermediate for debugging and parity; with ``normalization="official"``, ``normalize`` and
+``tokenize`` behave exactly like the official ``TextNormalizer.normalize`` and
+``TextTokenizer.tokenize`` (the default ``corrected`` also reads numbers right).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any, Literal
 
 from indextts2.errors import EmptyText, InvalidInput, ModelNotFound, TextTooLong
 from indextts2.text.glossary import GLOSSARY_FILE_NAME, Glossary
-from indextts2.text.normalize import TextNormalizer
+from indextts2.text.normalize import NormalizationMode, TextNormalizer
 from indextts2.text.segment import DEFAULT_MAX_TOKENS_PER_SEGMENT, split_positions
 from indextts2.text.tokenize import BPE_FILE_NAME, Tokenizer, space_cjk_and_upper_case
 
@@ -166,6 +167,10 @@ class TextFrontend:
             (:meth:`tokenize`, :meth:`analyze` and :meth:`prepare` then raise ``ModelNotFound``).
         glossary: term readings applied before normalisation.
         max_text_chars: longest text :meth:`prepare` and :meth:`analyze` accept.
+        warn_unknown_pieces: log a warning when :meth:`prepare` meets pieces the vocabulary lacks
+            (False: an info line; the dummy models' small vocabulary lacks most Chinese characters).
+        normalization: ``corrected`` (numbers read right, the default) or ``official`` (exactly the
+            official front end; see :class:`TextNormalizer`).
     """
 
     def __init__(
@@ -174,11 +179,14 @@ class TextFrontend:
         *,
         glossary: Glossary | None = None,
         max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+        warn_unknown_pieces: bool = True,
+        normalization: NormalizationMode = "corrected",
     ) -> None:
         check_max_text_chars(max_text_chars)
         self.tokenizer = Tokenizer(bpe_path) if bpe_path is not None else None
-        self.normalizer = TextNormalizer(glossary)
+        self.normalizer = TextNormalizer(glossary, mode=normalization)
         self.max_text_chars = max_text_chars
+        self.warn_unknown_pieces = warn_unknown_pieces
 
     @classmethod
     def from_model(
@@ -187,6 +195,8 @@ class TextFrontend:
         *,
         glossary: Glossary | str | Path | None = None,
         max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+        warn_unknown_pieces: bool = True,
+        normalization: NormalizationMode = "corrected",
     ) -> TextFrontend:
         """The front end of a model directory (official layout) or of a ``bpe.model`` file.
 
@@ -208,7 +218,13 @@ class TextFrontend:
                 "(model ids of the store are not resolved here; pass a local path)"
             )
         merged = model_glossary(path if path.is_dir() else None, glossary)
-        return cls(bpe_path, glossary=merged, max_text_chars=max_text_chars)
+        return cls(
+            bpe_path,
+            glossary=merged,
+            max_text_chars=max_text_chars,
+            warn_unknown_pieces=warn_unknown_pieces,
+            normalization=normalization,
+        )
 
     def _require_tokenizer(self) -> Tokenizer:
         if self.tokenizer is None:
@@ -226,11 +242,12 @@ class TextFrontend:
         return check_text(text, self.max_text_chars, allow_empty=allow_empty)
 
     def normalize(self, text: str) -> str:
-        """The official normalisation of ``text`` (no validation)."""
+        """The normalisation of ``text`` (no validation), in the front end's mode."""
         return self.normalizer.normalize(text)
 
     def tokenize(self, text: str) -> list[str]:
-        """The official ``TextTokenizer.tokenize`` (normalise, space CJK, upper-case, encode).
+        """The official ``TextTokenizer.tokenize`` (normalise, space CJK, upper-case, encode), in the
+        front end's normalisation mode.
 
         The text goes through :meth:`check` first; an empty text gives ``[]``.
         """
@@ -283,7 +300,8 @@ class TextFrontend:
         """
         analysis = self.analyze(text)
         if analysis.unknown_tokens:
-            logger.warning(
+            logger.log(
+                logging.WARNING if self.warn_unknown_pieces else logging.INFO,
                 "%d piece(s) of the text are not in the vocabulary and are read as <unk>: %s",
                 len(analysis.unknown_tokens),
                 " ".join(analysis.unknown_tokens[:20]),

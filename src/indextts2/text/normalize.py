@@ -12,19 +12,28 @@ backend), because the model was trained on its output:
    mapped;
 5. annotations restored.
 
+That is the ``official`` mode, bit-identical to the official front end (the parity checks use it).
+The default ``corrected`` mode adds :mod:`indextts2.text.numbers`' pre-pass right before each FST
+(and a post-fix after the Chinese one), so that numbers the official front end misreads are read as a
+careful reader says them (``¥1,234.56``, ``$1,234``, ``1990s``, phone numbers...). docs/parity.md
+lists the differences.
+
 The FSTs load once per process, on first use (:func:`indextts2.text.fst.load_fsts`).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Literal, get_args
 
-from indextts2.text import protect
+from indextts2.errors import InvalidInput
+from indextts2.text import numbers, protect
 from indextts2.text.fst import apply_fst
 from indextts2.text.glossary import Glossary
 
-__all__ = ["TextNormalizer", "detect_language", "map_punctuation"]
+__all__ = ["NormalizationMode", "TextNormalizer", "detect_language", "map_punctuation"]
+
+NormalizationMode = Literal["corrected", "official"]
 
 _HAS_CJK = re.compile(r"[\u4e00-\u9fff]")
 _HAS_LATIN = re.compile(r"[a-zA-Z]")
@@ -108,17 +117,24 @@ def detect_language(text: str) -> Literal["zh", "en"]:
 
 
 class TextNormalizer:
-    """Normalises text as IndexTTS2's official front end does (``enable_glossary=True``).
+    """Normalises text as IndexTTS2's official front end does (``enable_glossary=True``), with
+    numbers read right.
 
     Args:
         glossary: term readings applied before normalisation (see :class:`Glossary`); ``None`` for
             none.
+        mode: ``corrected`` (default): numbers the official front end misreads are read as a careful
+            reader says them (:mod:`indextts2.text.numbers`); ``official``: exactly the official
+            front end's output, misreadings included (parity).
 
     Instances are cheap and thread-safe; the FSTs behind them are loaded once per process.
     """
 
-    def __init__(self, glossary: Glossary | None = None) -> None:
+    def __init__(self, glossary: Glossary | None = None, *, mode: NormalizationMode = "corrected") -> None:
+        if mode not in get_args(NormalizationMode):
+            raise InvalidInput(f"normalisation mode {mode!r}: use 'corrected' or 'official'")
         self.glossary = glossary or Glossary()
+        self.mode = mode
 
     def language(self, text: str) -> Literal["zh", "en"]:
         """The language :meth:`normalize` would pick for ``text``."""
@@ -140,7 +156,10 @@ class TextNormalizer:
         text, has_terms = protect.protect_tech_terms(text.rstrip())
         text, pinyin = protect.protect_pinyin(text)
         text, names = protect.protect_names(text)
-        result = apply_fst(text, "zh")
+        if self.mode == "corrected":
+            result = numbers.fix_zh(apply_fst(numbers.correct_zh(text), "zh"))
+        else:
+            result = apply_fst(text, "zh")
         result = protect.restore_names(result, names)
         result = protect.restore_pinyin(result, pinyin)
         result = protect.restore_tech_terms(result, has_terms)
@@ -150,6 +169,8 @@ class TextNormalizer:
         text = _IS_CONTRACTION.sub(r"\1 is", text)
         text = self.glossary.apply(text, "en")
         text, has_terms = protect.protect_tech_terms(text)
+        if self.mode == "corrected":
+            text = numbers.correct_en(text)
         result = apply_fst(text, "en")
         result = protect.restore_tech_terms(result, has_terms)
         return _map_punctuation(result, _EN_PUNCTUATION)

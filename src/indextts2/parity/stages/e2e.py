@@ -54,7 +54,9 @@ def _cases(golden: GoldenSet) -> list[dict[str, Any]]:
 def run(golden: GoldenSet) -> list[Check]:
     recorded = golden.tensors("e2e")
     checks: list[Check] = []
-    with Synthesizer.from_pretrained(golden.checkpoint, device="cpu", dtype="fp32") as tts:
+    with Synthesizer.from_pretrained(
+        golden.checkpoint, device="cpu", dtype="fp32", normalization="official"
+    ) as tts:
         voice = tts.voice(golden.inputs / "ref.wav")
         for case in _cases(golden):
             name = case["name"]

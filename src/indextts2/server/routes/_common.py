@@ -10,29 +10,24 @@ from litestar import Request, Response
 from litestar.di import NamedDependency
 from litestar.response import Stream
 
-from indextts2.audio import content_type
+from indextts2.audio import content_type, encoded_rate
 from indextts2.server.access import AccessControl
+from indextts2.server.context import current_request
 from indextts2.server.metrics import Metrics
 from indextts2.server.requests import SpeechRequest
 from indextts2.server.speech import SpeechService
 from indextts2.server.streaming import SynthesisRun, audio_bytes, collect_audio, encode_audio, sse_events
+from indextts2.server.telemetry import stage_observer
 
-__all__ = ["AUDIO_RESPONSES", "Access", "MetricsDep", "Speech", "audio_media_type", "speak"]
+__all__ = ["AUDIO_ANSWER", "Access", "MetricsDep", "Speech", "audio_media_type", "speak"]
 
 # The app's services, injected by name (see app.py's dependencies).
 Speech = NamedDependency[SpeechService]
 MetricsDep = NamedDependency[Metrics]
 Access = NamedDependency[AccessControl]
 
-# OpenAPI: what a speech route answers besides audio.
-AUDIO_RESPONSES: dict[str, str] = {
-    "400": "bad input; the JSON error says what to fix",
-    "401": "missing or wrong API key",
-    "404": "unknown voice or model",
-    "413": "upload too large",
-    "429": "queue full or rate limited (Retry-After says when to try again)",
-    "504": "the request took longer than the server's limit",
-}
+# OpenAPI: what a speech route's success is.
+AUDIO_ANSWER = "The audio: Content-Type tells the format, X-Sample-Rate the rate"
 
 
 def audio_media_type(format: str, sample_rate: int) -> str:
@@ -53,9 +48,16 @@ async def speak(
 
     The first chunk is awaited before the response starts, so errors are still 4xx JSON.
     """
-    run = SynthesisRun(speech.start(parsed), metrics, target_rate=parsed.sample_rate)
+    context = current_request()
+    ticket = speech.start(parsed, observer=stage_observer(context))
+    run = SynthesisRun(ticket, metrics, target_rate=parsed.sample_rate)
     await run.start()
-    headers = {"X-Sample-Rate": str(run.sample_rate), "Cache-Control": "no-store"}
+    if context is not None:  # the text counts once the synthesis is under way
+        context.characters = len(parsed.text)
+    rate = run.sample_rate
+    if rate:  # the rate of the audio as sent: opus (and mp3 at an odd rate) is encoded at another one
+        rate = encoded_rate(parsed.format, rate)  # type: ignore[arg-type]
+    headers = {"X-Sample-Rate": str(rate), "Cache-Control": "no-store"}
     if sse:
         return Stream(sse_events(run, parsed.format), media_type="text/event-stream", headers=headers)
     media_type = audio_media_type(parsed.format, run.sample_rate)

@@ -12,10 +12,13 @@ from litestar import Request, Response, post
 from litestar.params import JSONBody
 
 from indextts2.errors import ModelNotFound
+from indextts2.server.openapi import AUDIO_MEDIA_TYPES, documented
 from indextts2.server.requests import OpenAISpeechBody, parse_openai_body
-from indextts2.server.routes._common import MetricsDep, Speech, speak
+from indextts2.server.routes._common import AUDIO_ANSWER, MetricsDep, Speech, speak
 
 __all__ = ["HANDLERS", "openai_speech"]
+
+SPEECH_MEDIA_TYPES = (*AUDIO_MEDIA_TYPES, "text/event-stream")
 
 
 def served_models(speech: Speech) -> list[str]:
@@ -25,7 +28,18 @@ def served_models(speech: Speech) -> list[str]:
 
 @post(
     "/v1/audio/speech",
-    opt={"rate_limited": True},
+    opt={"rate_limited": True, "permission": "synthesis"},
+    operation_class=documented(
+        400,
+        401,
+        403,
+        404,
+        413,
+        429,
+        503,
+        504,
+        success={200: (AUDIO_ANSWER + "; text/event-stream with stream_format=sse", SPEECH_MEDIA_TYPES)},
+    ),
     tags=["openai"],
     summary="OpenAI-compatible speech",
     description=(

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Response, get
+from litestar import Response, get, head
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from indextts2.__about__ import __version__
 from indextts2.audio import FORMATS
 from indextts2.server.errors import error_body
 from indextts2.server.metrics import CONTENT_TYPE
+from indextts2.server.openapi import documented
 from indextts2.server.requests import STREAMABLE_FORMATS, emotion_names, option_names
 from indextts2.server.routes._common import Access, MetricsDep, Speech
 from indextts2.server.routes.openai import served_models
@@ -18,24 +19,71 @@ from indextts2.server.routes.openai import served_models
 __all__ = ["HANDLERS"]
 
 
-@get("/healthz", opt={"public": True}, tags=["operations"], summary="Liveness (no key needed)")
+@get(
+    "/healthz",
+    opt={"public": True},
+    operation_class=documented(403, public=True),
+    tags=["operations"],
+    summary="Liveness (no key needed)",
+)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/readyz", opt={"public": True}, tags=["operations"], summary="Readiness: the model is loaded")
+@head(
+    "/healthz",
+    opt={"public": True},
+    operation_class=documented(403, public=True, bodies=False),
+    tags=["operations"],
+    summary="Liveness, for load balancers",
+)
+async def healthz_head() -> None:
+    return None
+
+
+def _not_ready_reason(speech: Speech) -> str | None:
+    """Why the server cannot take speech requests now, or None when it can."""
+    if speech.draining:
+        return "the server is shutting down"
+    if speech.load_error is not None:
+        return f"the model could not be loaded: {speech.load_error}"
+    if not (speech.ready and speech.admission.stats().workers):
+        return "the model is not loaded yet"
+    return None
+
+
+@get(
+    "/readyz",
+    opt={"public": True},
+    operation_class=documented(403, 503, public=True),
+    tags=["operations"],
+    summary="Readiness: the model is loaded",
+)
 async def readyz(speech: Speech) -> Response[dict[str, Any]]:
-    if speech.ready and speech.admission.stats().workers:
+    reason = _not_ready_reason(speech)
+    if reason is None:
         return Response({"status": "ready", "model": speech.model_id}, status_code=HTTP_200_OK)
-    message = (
-        f"the model could not be loaded: {speech.load_error}"
-        if speech.load_error is not None
-        else "the model is not loaded yet"
-    )
-    return Response(error_body("not_ready", message), status_code=HTTP_503_SERVICE_UNAVAILABLE)
+    return Response(error_body("not_ready", reason), status_code=HTTP_503_SERVICE_UNAVAILABLE)
 
 
-@get("/v1/models", tags=["openai"], summary="Models served (OpenAI's list format)")
+@head(
+    "/readyz",
+    opt={"public": True},
+    operation_class=documented(403, 503, public=True, bodies=False, success={200: ("Ready", ())}),
+    tags=["operations"],
+    summary="Readiness, for load balancers",
+)
+async def readyz_head(speech: Speech) -> Response[None]:
+    ready = _not_ready_reason(speech) is None
+    return Response(None, status_code=HTTP_200_OK if ready else HTTP_503_SERVICE_UNAVAILABLE)
+
+
+@get(
+    "/v1/models",
+    operation_class=documented(401, 403, 503),
+    tags=["openai"],
+    summary="Models served (OpenAI's list format)",
+)
 async def list_models(speech: Speech) -> dict[str, Any]:
     return {
         "object": "list",
@@ -44,7 +92,11 @@ async def list_models(speech: Speech) -> dict[str, Any]:
 
 
 @get(
-    "/v1/info", opt={"public": True}, tags=["operations"], summary="What this server accepts (no key needed)"
+    "/v1/info",
+    opt={"public": True},
+    operation_class=documented(403, public=True),
+    tags=["operations"],
+    summary="What this server accepts (no key needed)",
 )
 async def info(speech: Speech, access: Access) -> dict[str, Any]:
     config = speech.config
@@ -66,9 +118,15 @@ async def info(speech: Speech, access: Access) -> dict[str, Any]:
     }
 
 
-@get("/metrics", tags=["operations"], summary="Prometheus metrics", media_type=CONTENT_TYPE)
+@get(
+    "/metrics",
+    operation_class=documented(401, 403, 503),
+    tags=["operations"],
+    summary="Prometheus metrics",
+    media_type=CONTENT_TYPE,
+)
 async def metrics_route(metrics: MetricsDep) -> Response[bytes]:
     return Response(content=metrics.render(), media_type=CONTENT_TYPE)
 
 
-HANDLERS = [healthz, readyz, list_models, info, metrics_route]
+HANDLERS = [healthz, healthz_head, readyz, readyz_head, list_models, info, metrics_route]

@@ -13,7 +13,8 @@ from litestar.params import FromPath, MultipartBody
 
 from indextts2.errors import InvalidInput
 from indextts2.server.access import multipart_only
-from indextts2.server.requests import described
+from indextts2.server.openapi import documented
+from indextts2.server.requests import described, upload_name
 from indextts2.server.routes._common import Speech
 from indextts2.server.voices import check_voice_name
 
@@ -32,24 +33,31 @@ class VoiceForm:
         bool, described("Must be true: the voice is yours, or you have the speaker's permission to use it.")
     ] = False
     name: Annotated[
-        str | None, described("An optional name to use instead of the id (unique on this server).")
+        str | None,
+        described(
+            "An optional name to use instead of the id (unique on this server); for a clip saved "
+            "already, another name of that voice."
+        ),
     ] = None
 
 
-@get("/v1/voices", tags=["voices"], summary="List saved voices")
+@get("/v1/voices", operation_class=documented(401, 403, 503), tags=["voices"], summary="List saved voices")
 async def list_voices(speech: Speech) -> dict[str, Any]:
     return {"object": "list", "data": [record.to_json() for record in speech.voices.records()]}
 
 
 @post(
     "/v1/voices",
-    opt={"rate_limited": True},
+    opt={"rate_limited": True, "permission": "voices"},
     guards=[multipart_only],
+    operation_class=documented(400, 401, 403, 409, 413, 415, 429, 503, 504, copies={200: 201}),
     tags=["voices"],
     summary="Save a voice",
     description=(
         "Upload a reference clip once, with `consent=true`; the answer holds its `id` (the same content "
-        "always gets the same id). 201 when it is new, 200 when it was saved already."
+        "always gets the same id). 201 when it is new, 200 when it was saved already: then a `name` it "
+        "does not have yet is added to its names (`name`, then `aliases`); 409 when another voice has "
+        "that name."
     ),
 )
 async def create_voice(speech: Speech, data: MultipartBody[VoiceForm]) -> Response[dict[str, Any]]:
@@ -66,17 +74,29 @@ async def create_voice(speech: Speech, data: MultipartBody[VoiceForm]) -> Respon
     if not reference:
         raise InvalidInput(f"the uploaded file {data.reference.filename!r} is empty; attach an audio file")
     record, created = await speech.create_voice(
-        reference=reference, filename=data.reference.filename or "reference", name=name
+        reference=reference, filename=upload_name(data.reference, "reference"), name=name
     )
     return Response(content=record.to_json(), status_code=201 if created else 200)
 
 
-@get("/v1/voices/{voice_id:str}", tags=["voices"], summary="Show a saved voice")
+@get(
+    "/v1/voices/{voice_id:str}",
+    operation_class=documented(400, 401, 403, 404, 503),
+    tags=["voices"],
+    summary="Show a saved voice",
+)
 async def show_voice(speech: Speech, voice_id: FromPath[str]) -> dict[str, Any]:
     return speech.voices.get(voice_id).to_json()
 
 
-@delete("/v1/voices/{voice_id:str}", tags=["voices"], summary="Delete a saved voice", status_code=200)
+@delete(
+    "/v1/voices/{voice_id:str}",
+    opt={"permission": "voices"},
+    operation_class=documented(400, 401, 403, 404, 413, 503),
+    tags=["voices"],
+    summary="Delete a saved voice",
+    status_code=200,
+)
 async def delete_voice(speech: Speech, voice_id: FromPath[str]) -> dict[str, Any]:
     record = await anyio.to_thread.run_sync(functools.partial(speech.voices.delete, voice_id))
     return {"id": record.id, "deleted": True}

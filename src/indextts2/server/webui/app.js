@@ -6,7 +6,11 @@
 
 const $ = (id) => document.getElementById(id);
 const WAV_HEADER_BYTES = 44;
-const state = { info: null, reference: null, referenceName: "reference.wav", controller: null, blobUrl: null };
+const state = {
+  info: null, reference: null, referenceName: "reference.wav", controller: null, blobUrl: null,
+  checkedError: false,  // the status shows a check of the form that failed: re-checked on every edit
+  voices: [],
+};
 
 // ---- talking to the server
 
@@ -38,6 +42,21 @@ function setStatus(text, isError = false) {
   const status = $("status");
   status.textContent = text;
   status.classList.toggle("error", isError);
+  state.checkedError = false;
+}
+
+// A failed check of the form stays only as long as its cause: every edit checks again, and the
+// message goes (or changes) as soon as the form is fixed.
+function recheck() {
+  if (!state.checkedError) return;
+  const format = $("format").value;
+  try {
+    buildForm(format, format === "wav");
+    setStatus("");
+  } catch (error) {
+    setStatus(error.message, true);
+    state.checkedError = true;
+  }
 }
 
 // ---- setup
@@ -53,7 +72,15 @@ async function init() {
   $("server-status").textContent = `${info.model} · ${info.ready ? "ready" : "loading…"} · v${info.version}`;
   $("key-section").hidden = !(info.auth_required && !info.basic_auth);
   $("api-key").value = localStorage.getItem("indextts2.key") || "";
-  $("api-key").addEventListener("change", () => localStorage.setItem("indextts2.key", $("api-key").value.trim()));
+  let keyTimer = null;
+  const keyChanged = () => {
+    // a typed key is tried at once: the voice list (and its error) follows it
+    localStorage.setItem("indextts2.key", $("api-key").value.trim());
+    clearTimeout(keyTimer);
+    keyTimer = setTimeout(() => loadVoices($("voice-select").value), 300);
+  };
+  $("api-key").addEventListener("input", keyChanged);
+  $("api-key").addEventListener("change", keyChanged);
   buildSliders(info.emotions || []);
   $("text").maxLength = info.max_text_chars;
   const count = () => { $("text-count").textContent = `${$("text").value.length} / ${info.max_text_chars}`; };
@@ -82,19 +109,40 @@ function buildSliders(emotions) {
 
 async function loadVoices(selectId) {
   const select = $("voice-select");
+  const problem = $("voice-problem");
+  let voices;
   try {
-    const voices = (await (await api("/v1/voices")).json()).data;
-    select.innerHTML = "";
-    if (!voices.length) select.append(new Option("(no saved voices yet)", ""));
-    for (const voice of voices) {
-      const label = `${voice.name || voice.id.slice(0, 12)} · ${voice.duration.toFixed(1)} s`;
-      select.append(new Option(label, voice.id, false, voice.id === selectId));
-    }
-    if (!voices.length && currentVoiceMode() === "saved") setVoiceMode("upload");
+    voices = (await (await api("/v1/voices")).json()).data;
   } catch (error) {
+    // the option stays short (a select is as wide as its longest option); the reason wraps below it
     select.innerHTML = "";
-    select.append(new Option(`(cannot list voices: ${error.message})`, ""));
+    const keyProblem = /API key/i.test(error.message);
+    select.append(new Option(keyProblem ? "(needs an API key)" : "(cannot list voices)", ""));
+    const askForKey = keyProblem && !$("key-section").hidden && !$("api-key").value.trim();
+    problem.textContent = askForKey ? "Enter this server's API key above to see its voices." : error.message;
+    problem.hidden = false;
+    state.voices = [];
+    updateDelete();
+    return;
   }
+  problem.hidden = true;
+  problem.textContent = "";
+  state.voices = voices;
+  select.innerHTML = "";
+  if (!voices.length) select.append(new Option("(no saved voices yet)", ""));
+  for (const voice of voices) {
+    const names = [voice.name, ...(voice.aliases || [])].filter(Boolean);
+    const label = `${names.join(", ") || voice.id.slice(0, 12)} · ${voice.duration.toFixed(1)} s${voice.builtin ? " · built in" : ""}`;
+    select.append(new Option(label, voice.id, false, voice.id === selectId));
+  }
+  if (!voices.length && currentVoiceMode() === "saved") setVoiceMode("upload");
+  updateDelete();
+  recheck();
+}
+
+function updateDelete() {
+  const voice = state.voices.find((v) => v.id === $("voice-select").value);
+  $("voice-delete").disabled = !voice || voice.builtin;
 }
 
 // ---- voice: saved, uploaded or recorded
@@ -178,13 +226,18 @@ async function saveVoice() {
   const form = new FormData();
   form.append("reference", state.reference, state.referenceName);
   form.append("consent", "true");
-  if ($("voice-name").value.trim()) form.append("name", $("voice-name").value.trim());
+  const name = $("voice-name").value.trim();
+  if (name) form.append("name", name);
   setStatus("saving the voice…");
   try {
-    const voice = await (await api("/v1/voices", { method: "POST", body: form })).json();
+    const response = await api("/v1/voices", { method: "POST", body: form });
+    const voice = await response.json();
     await loadVoices(voice.id);
     setVoiceMode("saved");
-    setStatus(`saved voice ${voice.name || voice.id.slice(0, 12)}`);
+    const shown = name || voice.name || voice.id.slice(0, 12);
+    // 200: this clip was saved before; a new name was added to its names
+    const again = response.status === 200 ? ` (saved before as ${voice.name || voice.id.slice(0, 12)})` : "";
+    setStatus(`saved voice ${shown}${again}`);
   } catch (error) {
     setStatus(error.message, true);
   }
@@ -208,7 +261,9 @@ function buildForm(format, stream) {
   const form = new FormData();
   form.append("text", $("text").value);
   if (currentVoiceMode() === "saved") {
-    if (!$("voice-select").value) throw new Error("pick a saved voice, or upload or record one");
+    if (!$("voice-select").value) {
+      throw new Error($("voice-problem").hidden ? "pick a saved voice, or upload or record one" : $("voice-problem").textContent);
+    }
     form.append("voice", $("voice-select").value);
   } else {
     if (!$("consent").checked) throw new Error("tick the consent box before using an uploaded voice");
@@ -264,6 +319,7 @@ async function generate() {
     form = buildForm(format, stream);
   } catch (error) {
     setStatus(error.message, true);
+    state.checkedError = true;
     return;
   }
   resetPlayer();
@@ -395,6 +451,10 @@ $("emotion-mode").addEventListener("change", () => {
 $("emotion-alpha").addEventListener("input", () => {
   $("emotion-alpha-value").textContent = Number($("emotion-alpha").value).toFixed(2);
 });
+$("voice-select").addEventListener("change", updateDelete);
+// every edit of the form checks a failed check again (see recheck)
+document.querySelector("main").addEventListener("input", recheck);
+document.querySelector("main").addEventListener("change", recheck);
 $("generate").addEventListener("click", generate);
 $("stop").addEventListener("click", () => state.controller && state.controller.abort());
 init();

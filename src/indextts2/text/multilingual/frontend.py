@@ -58,7 +58,7 @@ from indextts2.text.multilingual.vocabulary import (
     find_vocabulary,
     read_config,
 )
-from indextts2.text.normalize import TextNormalizer, map_punctuation
+from indextts2.text.normalize import NormalizationMode, TextNormalizer, map_punctuation
 from indextts2.text.segment import DEFAULT_MAX_TOKENS_PER_SEGMENT
 
 __all__ = ["DEFAULT_MAX_TEXT_TOKENS", "MultilingualAnalysis", "MultilingualFrontend", "PreparedText", "Split"]
@@ -151,6 +151,8 @@ class MultilingualFrontend:
         glossary: term readings applied by the zh/en normaliser.
         max_text_chars: longest text :meth:`prepare` and :meth:`analyze` accept.
         max_text_tokens: the model's ``gpt.max_text_tokens`` (no segment budget exceeds it).
+        normalization: how the zh/en normaliser reads numbers: ``corrected`` (as a careful reader
+            says them, the default) or ``official`` (exactly the official front end; parity).
     """
 
     languages: tuple[str, ...] = MODEL_LANGUAGES
@@ -162,13 +164,14 @@ class MultilingualFrontend:
         glossary: Glossary | None = None,
         max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
         max_text_tokens: int = DEFAULT_MAX_TEXT_TOKENS,
+        normalization: NormalizationMode = "corrected",
     ) -> None:
         self.max_text_chars = check_max_text_chars(max_text_chars)
         if isinstance(max_text_tokens, bool) or not isinstance(max_text_tokens, int) or max_text_tokens < 1:
             raise InvalidInput(f"max_text_tokens must be a whole number >= 1, got {max_text_tokens!r}")
         self.max_text_tokens = max_text_tokens
         self.vocabulary = vocabulary if isinstance(vocabulary, Vocabulary) else Vocabulary(vocabulary)
-        self.normalizer = TextNormalizer(glossary)
+        self.normalizer = TextNormalizer(glossary, mode=normalization)
         self._warned: set[str] = set()
 
     @classmethod
@@ -178,6 +181,7 @@ class MultilingualFrontend:
         *,
         glossary: Glossary | str | Path | None = None,
         max_text_chars: int = DEFAULT_MAX_TEXT_CHARS,
+        normalization: NormalizationMode = "corrected",
     ) -> MultilingualFrontend:
         """The front end of an IndexTTS-2.5 model directory (official layout).
 
@@ -206,6 +210,7 @@ class MultilingualFrontend:
             glossary=model_glossary(root, glossary),
             max_text_chars=max_text_chars,
             max_text_tokens=limit if isinstance(limit, int) and limit > 0 else DEFAULT_MAX_TEXT_TOKENS,
+            normalization=normalization,
         )
 
     def check(self, text: str, *, allow_empty: bool = False) -> str:
