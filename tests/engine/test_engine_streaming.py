@@ -132,3 +132,11 @@ def test_quick_streaming_tokens_make_the_first_segment_short(tts: Synthesizer, v
     chunks = list(tts.stream(text, voice=voice, options=options, streaming=quick))
     # each segment, and the silence before every segment but the first
     assert [c.segment for c in chunks] == [0] + [i for i in range(1, len(short)) for _ in range(2)]
+
+
+def test_chunk_sizes_follow_the_model_code_rate() -> None:
+    options = StreamingOptions(chunked=True, first_chunk_codes=16, chunk_codes=40, context_codes=23)
+    assert options.at_code_rate(50) is options
+    half = options.at_code_rate(25)  # IndexTTS-2.5: the same stretch of speech in half the codes
+    assert (half.first_chunk_codes, half.chunk_codes, half.context_codes) == (8, 20, 12)
+    assert half.holdback_frames == options.holdback_frames  # frames, not codes: unchanged
