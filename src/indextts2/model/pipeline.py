@@ -183,7 +183,7 @@ class TTSModel(nn.Module):
     ) -> None:
         super().__init__()
         if (codec is None) == (family.content_frames_per_code > 1):
-            raise InvalidInput(f"{family.name} {'needs' if codec is None else 'has no'} codec decoder")
+            raise InvalidInput(f"{family.name} {'needs a' if codec is None else 'has no'} codec decoder")
         self.family = family
         self.config = config
         self.codec = codec
@@ -357,11 +357,14 @@ class TTSModel(nn.Module):
     def prompts(self, segments: Sequence[Segment]) -> list[torch.Tensor]:
         """The GPT's decoding prefix of each segment (:meth:`UnifiedVoice.prompt_embeddings`)."""
         languages = [s.language for s in segments]
+        given = [language for language in languages if language is not None]
+        if given and len(given) != len(languages):
+            raise InvalidInput("segments decoded together must all have a language id, or none")
         return self.gpt.prompt_embeddings(
             torch.cat([s.speaker_latents for s in segments]),
             torch.cat([s.emotion for s in segments]),
             [s.text_ids.to(self.device) for s in segments],
-            None if all(language is None for language in languages) else [int(x or 0) for x in languages],
+            given or None,
         )
 
     @torch.inference_mode()
