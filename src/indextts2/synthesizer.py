@@ -100,7 +100,7 @@ class Synthesizer:
     def __init__(
         self,
         model: TTSModel,
-        text: TextPreparer,
+        text: TextPreparer | Any,
         *,
         model_id: str,
         fingerprint: str,
@@ -110,7 +110,12 @@ class Synthesizer:
     ) -> None:
         self._model: TTSModel | None = model
         self.family: ModelFamily = model.family
-        self._text = text
+        # a bare front end (TextFrontend, MultilingualFrontend) is wrapped: one prepare() for both
+        self._text = (
+            text
+            if isinstance(text, TextPreparer)
+            else TextPreparer(text, multilingual=model.family.supports_language)
+        )
         self.model_id = model_id
         self.fingerprint = fingerprint
         self.max_text_chars = max_text_chars
