@@ -31,6 +31,7 @@ files (``ModelFiles.family``), a dummy preset names its own (:func:`family_of_pr
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -60,7 +61,7 @@ W2V_FRAME_RATE = 50.0
 
 
 @dataclass(frozen=True)
-class ModelFamily:
+class ModelFamily(ABC):
     """What a model family is and how its stages differ (subclasses give the behaviour).
 
     Attributes:
@@ -96,25 +97,29 @@ class ModelFamily:
 
     # ------------------------------------------------------------------ stages
 
+    @abstractmethod
     def speaker_conditioning(self, model: TTSModel, voice: VoiceConditioning) -> torch.Tensor:
         """The GPT's speaker rows of one voice, ``(1, R, D)`` in the GPT's dtype."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def content(
         self, model: TTSModel, segments: Sequence[Segment], codes: Sequence[torch.Tensor]
     ) -> list[torch.Tensor]:
         """Per segment, the rows s2mel is made from: ``content_frames_per_code`` rows per code."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def regulator_input(
         self, model: TTSModel, pieces: Sequence[MelPiece]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The length regulator's input ``(B, T, W)`` of a batch of pieces and its lengths ``(B,)``."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def mel_frames(self, codes: int, *, speed: float = 1.0, duration: float = 1.0) -> int:
         """Mel frames of ``codes`` codes at a speaking rate (the s2mel target-length rule)."""
-        raise NotImplementedError
+        ...
 
     def check_options(self, *, language: str | None, duration: float, speed: float = 1.0) -> None:
         """Refuse options this family does not have (:class:`~indextts2.errors.InvalidInput`).
