@@ -124,6 +124,35 @@ def test_acceptance_command_through_the_console_script(ref: Path, tmp_path: Path
     assert "real-time factor" in result.stderr
 
 
+@pytest.mark.slow
+def test_indextts_2_5_acceptance_command_with_a_language(tmp_path: Path) -> None:
+    """The issue's command as written (the sample voice speaks), then 25 % longer with --duration."""
+    script = Path(sys.executable).parent / "indextts2"
+    command = [str(script), "say", "こんにちは", "--lang", "ja", "--model", "dummy:tiny-2.5"]
+    lengths = []
+    for extra in ([], ["--duration", "1.25"]):
+        name = f"out{len(lengths)}.wav"
+        result = subprocess.run(
+            [*command, *extra, "-o", name], cwd=tmp_path, capture_output=True, text=True, timeout=300
+        )
+        assert result.returncode == 0, result.stderr
+        assert "real-time factor" in result.stderr
+        lengths.append(wav_samples(tmp_path / name).shape[0])
+    # the same paced codes, int(2n * 1.72 * duration) mel frames of 256 samples
+    assert lengths[1] > lengths[0]
+    assert lengths[1] / lengths[0] == pytest.approx(1.25, abs=0.05)
+
+
+def test_a_language_or_duration_for_indextts_2_is_one_line(calls: Calls, ref: Path, workdir: Path) -> None:
+    for flags, message, after_load in (
+        (["--lang", "ja"], "IndexTTS-2 takes no language", True),
+        (["--duration", "1.2"], "IndexTTS-2 has no duration factor", True),
+        (["--duration", "3"], "--duration must be between 0.5 and 2.0", False),
+    ):
+        result = say("hello", "--ref", ref, "-o", "x.wav", *QUICK, *flags)
+        assert message in assert_one_line_error(result, after_load=after_load)
+
+
 # ---------------------------------------------------------------------------------------- outputs
 
 

@@ -44,7 +44,7 @@ def test_unimplemented_stage_fails_as_not_implemented(
     (tmp_path / "inputs").mkdir()
     import indextts2.parity.core as core
 
-    monkeypatch.setattr(core, "load_stage", lambda name: None)  # as if no stage module existed
+    monkeypatch.setattr(core, "load_stage", lambda name, family: None)  # as if no stage module existed
     assert main([str(tmp_path), "--stage", "e2e"]) == 1
     assert "not implemented" in capsys.readouterr().out
 

@@ -301,6 +301,8 @@ DEFAULT_DIFFUSION_STEPS = 25  # diffusion_steps
 DEFAULT_CFG_RATE = 0.7  # inference_cfg_rate
 DEFAULT_INTERVAL_SILENCE_MS = 200  # interval_silence
 SPEED_RANGE = (0.5, 2.0)  # ours: beyond this the length regulator's stretch sounds broken
+DURATION_RANGE = (0.5, 2.0)  # IndexTTS-2.5's duration_factor (the official web UI's slider)
+MAX_LANGUAGE_CHARS = 16
 
 
 @dataclass(frozen=True)
@@ -320,6 +322,12 @@ class SynthesisOptions:
         interval_silence_ms: silence between segments, in milliseconds.
         speed: speaking rate (0.5 to 2.0; 1 is the model's own). Ours: it changes how many mel frames
             each semantic code gets, so the tempo changes and the pitch does not.
+        language: the text's language code for IndexTTS-2.5 (``zh``, ``en``, ``ja``, ``es``, ``ar``, or
+            one of the official fall-backs); None detects it from the script. IndexTTS-2 takes none
+            (the Synthesizer refuses one).
+        duration: IndexTTS-2.5's duration factor (0.5 to 2.0; official ``duration_factor``): the length
+            of the speech, 1.25 = 25 % longer (slower). IndexTTS-2 has none (use ``speed``); on 2.5
+            both apply (``speed`` divides the factor).
     """
 
     temperature: float = 0.8
@@ -335,6 +343,8 @@ class SynthesisOptions:
     cfg_rate: float = DEFAULT_CFG_RATE
     interval_silence_ms: int = DEFAULT_INTERVAL_SILENCE_MS
     speed: float = 1.0
+    language: str | None = None
+    duration: float = 1.0
 
     def __post_init__(self) -> None:
         self.generation  # noqa: B018 - constructing it validates the sampling fields
@@ -360,8 +370,23 @@ class SynthesisOptions:
             raise InvalidInput(
                 f"speed must be between {SPEED_RANGE[0]} and {SPEED_RANGE[1]}, got {self.speed!r}"
             )
+        duration = _finite_number("duration", self.duration)
+        if not DURATION_RANGE[0] <= duration <= DURATION_RANGE[1]:
+            raise InvalidInput(
+                f"duration must be between {DURATION_RANGE[0]} and {DURATION_RANGE[1]} "
+                f"(1.25 = 25 % longer), got {self.duration!r}"
+            )
+        language = self.language
+        if language is not None:
+            if not isinstance(language, str) or not language.strip():
+                raise InvalidInput(f"language must be a language code such as 'ja' or None, got {language!r}")
+            language = language.strip().lower()
+            if len(language) > MAX_LANGUAGE_CHARS or not language.replace("-", "").replace("_", "").isalnum():
+                raise InvalidInput(f"language must be a language code such as 'ja', got {self.language!r}")
         object.__setattr__(self, "cfg_rate", cfg_rate)
         object.__setattr__(self, "speed", speed)
+        object.__setattr__(self, "duration", duration)
+        object.__setattr__(self, "language", language)
 
     @property
     def generation(self) -> GenerationOptions:

@@ -19,7 +19,7 @@ from indextts2.errors import ConfigError
 
 __all__ = ["DEFAULT_MODEL", "Settings", "default_cache_dir"]
 
-DEFAULT_MODEL = "IndexTeam/IndexTTS-2"
+DEFAULT_MODEL = "IndexTeam/IndexTTS-2.5"  # = store.manifest.DEFAULT_MODEL_ID (upstream's default)
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}

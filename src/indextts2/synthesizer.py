@@ -2,7 +2,7 @@
 
     from indextts2 import Synthesizer, Emotion
 
-    with Synthesizer.from_pretrained("IndexTeam/IndexTTS-2") as tts:
+    with Synthesizer.from_pretrained("IndexTeam/IndexTTS-2.5") as tts:
         voice = tts.voice("speaker.wav")                       # encoded once, cached by content
         audio = tts.synthesize("你好，世界。", voice=voice)
         audio.save("out.wav")
@@ -20,16 +20,14 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import hashlib
-import json
 import logging
 import secrets
 import threading
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -37,70 +35,39 @@ import torch
 from indextts2.audio import Audio, AudioSource, load_audio
 from indextts2.engine import AudioChunk, Engine, EngineConfig, EngineStats, StreamingOptions, SynthesisJob
 from indextts2.engine.pacing import paced_codes
-from indextts2.engine.scheduler import PROMPT_OVERHEAD, max_positions
+from indextts2.engine.scheduler import max_positions
 from indextts2.engine.stats import StageObserver
 from indextts2.errors import IndexTTS2Error, InvalidInput, TextTooLong
+from indextts2.loader import PreparedSegments, TextPreparer, dummy_bpe_model, load_model, resolve_device
 from indextts2.model.decoding import make_generator
-from indextts2.model.dummy import DUMMY_SEED
+from indextts2.model.family import ModelFamily
 from indextts2.model.flow import FlowOptions
 from indextts2.model.pipeline import NoiseSource, Segment, TTSModel
-from indextts2.model.precision import resolve_precision
-from indextts2.model.voice import load_emotion_clip, load_speaker_clip
-from indextts2.model.voice_types import MAX_REFERENCE_SECONDS, EmotionConditioning
+from indextts2.model.voice import load_emotion_clip
+from indextts2.model.voice_types import SpeakerClip, VoiceConditioning
 from indextts2.options import Emotion, SynthesisOptions
 from indextts2.settings import DEFAULT_MODEL
-from indextts2.voice import Voice, content_id
+from indextts2.voice import Voice
+from indextts2.voice_cache import MIN_REFERENCE_SECONDS, VoiceCache, speaker_clip
 
 if TYPE_CHECKING:
-    from indextts2.store import ModelFiles
     from indextts2.store.progress import Progress
     from indextts2.text import Segment as TextSegment
-    from indextts2.text import TextFrontend
     from indextts2.text.normalize import NormalizationMode
 
-__all__ = ["DEFAULT_MAX_TEXT_CHARS", "MIN_REFERENCE_SECONDS", "AudioChunk", "Synthesizer", "resolve_device"]
+__all__ = [
+    "DEFAULT_MAX_TEXT_CHARS",
+    "MIN_REFERENCE_SECONDS",
+    "AudioChunk",
+    "Synthesizer",
+    "dummy_bpe_model",
+    "resolve_device",
+]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_TEXT_CHARS = 10_000
-MIN_REFERENCE_SECONDS = 0.5  # shorter references carry too little of a voice to clone
-SILENCE_PEAK = 1e-4  # a reference whose peak stays below this (-80 dBFS) is silence
 DEFAULT_BATCH_SEGMENTS = 8  # synthesize_batch: segments decoded and rendered together
-
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class _LRU(Generic[K, V]):
-    """A small thread-safe least-recently-used map."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict[K, V] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: K) -> V | None:
-        with self._lock:
-            value = self._items.get(key)
-            if value is not None:
-                self._items.move_to_end(key)
-            return value
-
-    def put(self, key: K, value: V) -> None:
-        if self.size <= 0:
-            return
-        with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
 
 
 @dataclass(frozen=True, eq=False)
@@ -114,38 +81,13 @@ class _Request:
     options: SynthesisOptions
     seed: int
     streaming: StreamingOptions
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` picks CUDA, then Apple MPS, then the CPU; anything else is checked to exist."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as exc:
-        raise InvalidInput(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps") from exc
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidInput(f"device {device!r} was asked for, but CUDA is not available here")
-    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= torch.cuda.device_count():
-        raise InvalidInput(f"device {device!r} does not exist: {torch.cuda.device_count()} GPU(s) here")
-    return resolved
+    language_id: int | None = None  # the lang_embedding row (IndexTTS-2.5)
 
 
 def _segment_seed(base: int, index: int | str) -> int:
     """Each segment's own seed, so that a segment's result does not depend on what it is batched with."""
     digest = hashlib.sha256(f"{base}:{index}".encode()).digest()
     return int.from_bytes(digest[:8], "little") >> 1
-
-
-def _fingerprint(parts: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 class Synthesizer:
@@ -158,7 +100,7 @@ class Synthesizer:
     def __init__(
         self,
         model: TTSModel,
-        text: TextFrontend,
+        text: TextPreparer | Any,
         *,
         model_id: str,
         fingerprint: str,
@@ -168,17 +110,23 @@ class Synthesizer:
         share_voices_with: Synthesizer | None = None,
     ) -> None:
         self._model: TTSModel | None = model
-        self._text = text
+        self.family: ModelFamily = model.family
+        # a bare front end (TextFrontend, MultilingualFrontend) is wrapped: one prepare() for both
+        self._text = (
+            text
+            if isinstance(text, TextPreparer)
+            else TextPreparer(text, multilingual=model.family.supports_language)
+        )
         self.model_id = model_id
         self.fingerprint = fingerprint
         self.max_text_chars = max_text_chars
-        # encoded voices live on the CPU: synthesizers of one model on several devices share them
-        self._voices: _LRU[str, Voice] = (
-            share_voices_with._voices if share_voices_with is not None else _LRU(voice_cache_size)
+        self._cache: VoiceCache = VoiceCache(
+            voice_cache_size,
+            model_id=model_id,
+            fingerprint=fingerprint,
+            family=self.family.name,
+            share_voices_with=share_voices_with._cache if share_voices_with is not None else None,
         )
-        self._owns_voices = share_voices_with is None
-        self._latents: _LRU[str, torch.Tensor] = _LRU(voice_cache_size)
-        self._emotion_clips: _LRU[str, EmotionConditioning] = _LRU(voice_cache_size)
         # Test hook: replays recorded flow noise (see model.pipeline.NoiseSource).
         self._noise_source: NoiseSource | None = None
         if engine is not False and engine is not None and not isinstance(engine, EngineConfig):
@@ -210,12 +158,15 @@ class Synthesizer:
         """Load a model once.
 
         Args:
-            model: a model id of the store (``IndexTeam/IndexTTS-2``, downloaded on first use), a local
-                directory in the official checkpoints layout, or ``dummy:tiny`` / ``dummy:full``
-                (random weights at test / release sizes: every code path runs, the output is noise).
+            model: a model id of the store (``IndexTeam/IndexTTS-2.5``, the default, or
+                ``IndexTeam/IndexTTS-2``; downloaded on first use), a local directory in either's
+                official checkpoints layout, or a dummy preset (``dummy:tiny`` / ``dummy:full``,
+                ``dummy:tiny-2.5`` / ``dummy:full-2.5``: random weights at test / release sizes;
+                every code path runs, the output is noise).
             device: ``auto`` (CUDA > MPS > CPU), ``cpu``, ``cuda``, ``cuda:1``, ``mps``.
-            dtype: the GPT's precision (``fp16``, ``bf16``, ``fp32``); default fp16 on CUDA (the official
-                ``--fp16``), fp32 elsewhere. The other networks run in fp32, as official.
+            dtype: the GPT's precision (``fp16``, ``bf16``, ``fp32``); default on CUDA the official
+                one (fp16 for IndexTTS-2, bf16 for IndexTTS-2.5), fp32 elsewhere. The other networks
+                run in fp32, as official.
             cache_dir, revision, offline, accept_license, progress: passed to the model store
                 (:func:`indextts2.store.resolve_model`).
             voice_cache_size: how many voices (and emotion clips) stay encoded in memory.
@@ -235,52 +186,39 @@ class Synthesizer:
             CheckpointError, ConfigError: a file does not fit the model.
             InvalidInput: an unknown device or dtype.
         """
-        from indextts2.store import dummy_preset, resolve_model
-        from indextts2.text import TextFrontend
-
-        target = resolve_device(device)
-        gpt_dtype = resolve_precision(dtype) if dtype is not None else None
-        if gpt_dtype is None:
-            gpt_dtype = torch.float16 if target.type == "cuda" else torch.float32
-        name = str(model)
-        preset = dummy_preset(name)
-        if preset is not None:
-            network = TTSModel.dummy(preset)
-            # the golden checkpoint's 1000-piece vocabulary lacks most Chinese characters: no warning
-            text = TextFrontend.from_model(
-                dummy_bpe_model(),
-                max_text_chars=max_text_chars,
-                warn_unknown_pieces=False,
-                normalization=normalization,
-            )
-            fingerprint = _fingerprint({"preset": preset, "seed": DUMMY_SEED})
-        else:
-            files = resolve_model(
-                name,
-                revision=revision,
-                cache_dir=cache_dir,
-                offline=offline,
-                accept_license=accept_license,
-                progress=progress,
-            )
-            network = TTSModel.from_files(files)
-            text = TextFrontend.from_model(
-                files.root, max_text_chars=max_text_chars, normalization=normalization
-            )
-            fingerprint = _files_fingerprint(files, network)
-            name = files.model_id
-        network.to(target)
-        network.set_gpt_dtype(gpt_dtype)
-        logger.info("loaded %s on %s (GPT in %s)", name, target, gpt_dtype)
+        loaded = load_model(
+            model,
+            device=device,
+            dtype=dtype,
+            cache_dir=cache_dir,
+            revision=revision,
+            offline=offline,
+            accept_license=accept_license,
+            progress=progress,
+            max_text_chars=max_text_chars,
+            normalization=normalization,
+        )
         return cls(
-            network,
-            text,
-            model_id=name,
-            fingerprint=fingerprint,
+            loaded.model,
+            loaded.text,
+            model_id=loaded.model_id,
+            fingerprint=loaded.fingerprint,
             voice_cache_size=voice_cache_size,
             max_text_chars=max_text_chars,
             engine=engine,
             share_voices_with=share_voices_with,
+        )
+
+    def without_engine(self) -> Synthesizer:
+        """A Synthesizer on the same model (shared, not copied) that runs every request alone, unbatched:
+        the baseline of benchmarks. Close this one, not the copy, to free the model."""
+        return Synthesizer(
+            self.model,
+            self._text,
+            model_id=self.model_id,
+            fingerprint=self.fingerprint,
+            max_text_chars=self.max_text_chars,
+            engine=False,
         )
 
     @property
@@ -298,8 +236,9 @@ class Synthesizer:
         return self.model.device
 
     @property
-    def text_frontend(self) -> TextFrontend:
-        return self._text
+    def text_frontend(self) -> Any:
+        """The model's text front end: ``TextFrontend`` (IndexTTS-2) or ``MultilingualFrontend`` (2.5)."""
+        return self._text.frontend
 
     @property
     def batching(self) -> bool:
@@ -339,10 +278,7 @@ class Synthesizer:
             engine.close()
         on_cuda = self._model.device.type == "cuda"
         self._model = None
-        for cache in (self._latents, self._emotion_clips):
-            cache.clear()
-        if self._owns_voices:  # a shared cache stays with the synthesizers still open
-            self._voices.clear()
+        self._cache.clear()
         if on_cuda:
             torch.cuda.empty_cache()
 
@@ -377,39 +313,15 @@ class Synthesizer:
             InvalidInput: the clip is shorter than 0.5 s or silent. Clips over 15 s are trimmed (with
                 a logged warning).
         """
-        decoded = audio if isinstance(audio, Audio) else load_audio(audio)
-        if decoded.duration < MIN_REFERENCE_SECONDS:
-            raise InvalidInput(
-                f"the reference clip is {decoded.duration:.2f} s long; give at least "
-                f"{MIN_REFERENCE_SECONDS} s of the speaker (5 to 15 s works best)"
-            )
-        if float(np.abs(decoded.samples).max()) < SILENCE_PEAK:
-            raise InvalidInput("the reference clip is silent; give a recording of the speaker")
-        if decoded.duration > MAX_REFERENCE_SECONDS:
-            logger.warning(
-                "the reference clip is %.1f s long; only its first %d s are used",
-                decoded.duration,
-                MAX_REFERENCE_SECONDS,
-            )
-        clip = load_speaker_clip(decoded)
-        voice_id = content_id(clip.audio_22k)
-        cached = self._voices.get(voice_id)
-        if cached is not None:
-            return cached
-        if self.batching:
-            conditioning = self.engine.encode_voice(clip)
-        else:
+        clip = speaker_clip(audio if isinstance(audio, Audio) else load_audio(audio))
+
+        def encode(clip: SpeakerClip) -> VoiceConditioning:
+            if self.batching:
+                return self.engine.encode_voice(clip)
             with self._lock:
-                conditioning = self.model.voice_encoder.encode_voice(clip).to("cpu", torch.float32)
-        voice = Voice(
-            id=voice_id,
-            model_id=self.model_id,
-            model_fingerprint=self.fingerprint,
-            duration=clip.audio_22k.shape[0] / self.model.voice_encoder.mel.sample_rate,
-            conditioning=conditioning,
-        )
-        self._voices.put(voice_id, voice)
-        return voice
+                return self.model.voice_encoder.encode_voice(clip).to("cpu", torch.float32)
+
+        return self._cache.voice(clip, encode, sample_rate=self.model.voice_encoder.mel.sample_rate)
 
     def load_voice(self, path: str | Path) -> Voice:
         """Read a voice file (:meth:`Voice.save`) and check that it was made for this model."""
@@ -419,16 +331,32 @@ class Synthesizer:
 
     def check_voice(self, voice: Voice) -> None:
         """Refuse a voice made with another model (its conditioning would not fit this one)."""
-        if not isinstance(voice, Voice):
-            raise InvalidInput(f"voice must be a Voice (from Synthesizer.voice), got {type(voice).__name__}")
-        if voice.model_fingerprint != self.fingerprint:
-            raise InvalidInput(
-                f"this voice was made with model {voice.model_id} ({voice.model_fingerprint}); this "
-                f"synthesizer runs {self.model_id} ({self.fingerprint}): create the voice again from "
-                "its reference clip"
-            )
+        self._cache.check(voice)
 
     # ------------------------------------------------------------------------------ requests
+
+    def segments(
+        self,
+        text: str,
+        *,
+        options: SynthesisOptions | None = None,
+        streaming: StreamingOptions | None = None,
+    ) -> PreparedSegments:
+        """How :meth:`stream` would cut ``text`` into segments, and the language it would speak it in
+        (IndexTTS-2.5: the one named in ``options``, or the one detected from the script).
+
+        Raises:
+            InvalidInput, TextTooLong, EmptyText: as :meth:`stream` would for the text and options.
+        """
+        options = SynthesisOptions() if options is None else options
+        streaming = StreamingOptions() if streaming is None else streaming
+        self.family.check_options(language=options.language, duration=options.duration, speed=options.speed)
+        return self._text.prepare(
+            text,
+            language=options.language,
+            max_tokens_per_segment=options.max_text_tokens_per_segment,
+            quick_streaming_tokens=streaming.quick_streaming_tokens,
+        )
 
     def validate(
         self,
@@ -448,6 +376,13 @@ class Synthesizer:
             options=options,
             max_text_chars=max_text_chars,
             streaming=streaming,
+        )
+
+    def segment_count(self, text: str, options: SynthesisOptions | None = None) -> int:
+        """How many segments :meth:`stream` cuts ``text`` into (for progress bars; logs nothing again)."""
+        options = SynthesisOptions() if options is None else options
+        return self._text.count(
+            text, language=options.language, max_tokens_per_segment=options.max_text_tokens_per_segment
         )
 
     def _prepare(
@@ -483,15 +418,14 @@ class Synthesizer:
             raise InvalidInput(
                 f"max_codes {options.max_codes} is more than the model's limit of {gpt.max_mel_tokens}"
             )
-        segments = self._text.prepare(
-            text,
-            max_tokens_per_segment=options.max_text_tokens_per_segment,
-            quick_streaming_tokens=streaming.quick_streaming_tokens,
-        )
+        prepared = self.segments(text, options=options, streaming=streaming)
+        if prepared.detected is not None:
+            logger.info("no language given: speaking %s", prepared.detected)
+        segments = prepared.segments
         if self._engine_config is not None:
             positions = max_positions(self.model, self._engine_config)
             longest = max(len(segment.ids) for segment in segments)
-            if longest + PROMPT_OVERHEAD + options.max_codes > positions:
+            if longest + self.model.prompt_overhead + options.max_codes > positions:
                 raise InvalidInput(
                     f"a segment of {longest} tokens with max_codes {options.max_codes} can need more than "
                     f"the engine's {positions} KV-cache positions per sequence: lower max_codes or "
@@ -502,7 +436,8 @@ class Synthesizer:
             source = emotion.audio
             emotion_clip = load_emotion_clip(source if isinstance(source, Audio) else load_audio(source))
         seed = options.seed if options.seed is not None else secrets.randbits(62)
-        return _Request(segments, voice, emotion, emotion_clip, options, seed, streaming)
+        language_id = prepared.language_id
+        return _Request(segments, voice, emotion, emotion_clip, options, seed, streaming, language_id)
 
     def synthesize(
         self,
@@ -535,7 +470,8 @@ class Synthesizer:
         work before the next segment.
 
         Args:
-            text: what to say (Chinese, English or both).
+            text: what to say (IndexTTS-2: Chinese, English or both; IndexTTS-2.5: also Japanese,
+                Spanish, Arabic, in ``options.language`` or detected from the script).
             voice: from :meth:`voice` or :meth:`load_voice`.
             emotion: how it should sound (default: the speaker clip's own emotion).
             options: sampling, segmentation, diffusion and speed settings (default: official).
@@ -620,21 +556,6 @@ class Synthesizer:
             pieces.append(wave)
         return Audio(np.concatenate(pieces) if pieces else np.zeros(0, np.float32), self.sample_rate)
 
-    def _speaker_latents(self, voice: Voice) -> torch.Tensor:
-        latents = self._latents.get(voice.id)
-        if latents is None:
-            latents = self.model.speaker_latents(voice.conditioning)
-            self._latents.put(voice.id, latents)
-        return latents
-
-    def _emotion_conditioning(self, samples: torch.Tensor) -> EmotionConditioning:
-        clip_id = content_id(samples)
-        cached = self._emotion_clips.get(clip_id)
-        if cached is None:
-            cached = self.model.voice_encoder.encode_emotion(samples)
-            self._emotion_clips.put(clip_id, cached)
-        return cached
-
     def _segments(self, request: _Request, exact_codes: Sequence[int] | None = None) -> list[Segment]:
         """The request's segments, ready for the GPT: conditioning and emotion computed once.
 
@@ -643,9 +564,11 @@ class Synthesizer:
         model = self.model
         device = model.device
         conditioning = request.voice.conditioning.to(device)
-        latents = self._speaker_latents(request.voice)
+        latents = self._cache.speaker_rows(request.voice, model.speaker_latents)
         emotion = request.emotion
-        clip = self._emotion_conditioning(request.emotion_clip) if request.emotion_clip is not None else None
+        clip = None
+        if request.emotion_clip is not None:
+            clip = self._cache.emotion_clip(request.emotion_clip, model.voice_encoder.encode_emotion)
         text_weights = model.classify_emotions([emotion.text])[0] if emotion.text is not None else None
         vector = model.emotion_vector(
             emotion,
@@ -672,6 +595,8 @@ class Synthesizer:
                 index=index,
                 speed=options.speed,
                 noise_generator=make_generator(_segment_seed(request.seed, f"{index}:noise"), device),
+                language=request.language_id,
+                duration=options.duration,
             )
             for index, text_segment in enumerate(request.segments)
         ]
@@ -757,27 +682,3 @@ class Synthesizer:
             if index and silence.size:
                 yield AudioChunk(silence, self.sample_rate, segment=index, final=False)
             yield AudioChunk(result.wave.numpy(), self.sample_rate, segment=index, final=index == last)
-
-
-def dummy_bpe_model() -> Path:
-    """The small BPE model the dummy presets tokenize with (the golden checkpoint's, 1000 pieces)."""
-    from importlib import resources
-
-    with resources.as_file(resources.files("indextts2.model.presets") / "bpe.model") as path:
-        return Path(path)
-
-
-def _files_fingerprint(files: ModelFiles, model: TTSModel) -> str:
-    """What the voice conditioning depends on: the configs and the voice networks' files."""
-    sizes = {
-        role: path.stat().st_size
-        for role, path in files.paths().items()
-        if role in ("w2v_bert_weights", "w2v_stats", "semantic_codec", "campplus", "s2mel", "gpt")
-    }
-    return _fingerprint(
-        {
-            "config": model.config.main,
-            "w2v_bert": model.config.w2v_bert,
-            "sizes": sizes,
-        }
-    )

@@ -1,10 +1,11 @@
 """A speaker's voice: the conditioning computed once from a reference clip, saved and reused.
 
 A :class:`Voice` is made by :meth:`indextts2.Synthesizer.voice` and holds the tensors every request
-with that speaker needs (w2v-BERT features, semantic embedding, CAMPPlus style, prompt mel, prompt
-condition). Its id is the SHA-256 of the decoded reference samples, so the same recording gives the
-same id whatever its file format. Saved as safetensors with a small header naming the model it was
-made for; a voice of another model is refused with a clear error rather than producing garbage.
+with that speaker needs (w2v-BERT features, CAMPPlus style, prompt mel, prompt condition). Its id
+is the SHA-256 of the decoded reference samples, so the same recording gives the same id whatever
+its file format. Saved as safetensors with a small header naming the model it was
+made for (its id, fingerprint and family); a voice of another model is refused with a clear error
+rather than producing garbage. Files written before the family was recorded are IndexTTS-2 voices.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class Voice:
             of the same fingerprint.
         duration: seconds of reference audio used (at most 15).
         conditioning: the tensors (a batch of one, float32, on the CPU).
+        family: the model family it was made for (``IndexTTS-2``, ``IndexTTS-2.5``).
     """
 
     id: str
@@ -50,6 +52,7 @@ class Voice:
     model_fingerprint: str
     duration: float
     conditioning: VoiceConditioning
+    family: str = "IndexTTS-2"
 
     def __repr__(self) -> str:
         return f"Voice(id={self.id[:12]}..., {self.duration:.2f} s, model={self.model_id})"
@@ -63,6 +66,7 @@ class Voice:
             "voice_id": self.id,
             "model_id": self.model_id,
             "model_fingerprint": self.model_fingerprint,
+            "model_family": self.family,
             "duration": repr(self.duration),
         }
 
@@ -118,7 +122,9 @@ class Voice:
         conditioning = VoiceConditioning.from_tensors(tensors)
         if conditioning.batch_size != 1:
             raise InvalidInput(f"{source} holds {conditioning.batch_size} voices; a voice file holds one")
-        return cls(voice_id, model_id, fingerprint, duration, conditioning)
+        # Voice files written before IndexTTS-2.5 was supported have no family: they are IndexTTS-2's.
+        family = metadata.get("model_family", "IndexTTS-2")
+        return cls(voice_id, model_id, fingerprint, duration, conditioning, family)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Voice:

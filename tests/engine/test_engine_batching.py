@@ -194,8 +194,8 @@ def test_a_seed_gives_the_same_audio_alone_and_in_company(tts: Synthesizer, voic
     assert not np.array_equal(first, other)
 
 
-def test_closing_ends_the_running_requests(voice: Voice) -> None:
-    tts = Synthesizer.from_pretrained("dummy:tiny", device="cpu", engine=SMALL_ENGINE)
+def test_closing_ends_the_running_requests(model_name: str, voice: Voice) -> None:
+    tts = Synthesizer.from_pretrained(model_name, device="cpu", engine=SMALL_ENGINE)
     request = tts._prepare("Interrupted.", voice=voice, emotion=None, options=FAST.replace(max_codes=400))
     handle = tts.engine.submit(tts._job(request, exact_codes=[400]))
     wait_for(lambda: tts.engine.stats().decoding == 1)

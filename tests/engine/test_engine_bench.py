@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from indextts2.cli.app import app
 from indextts2.engine.bench import BENCH_TEXTS, BenchSettings
 from indextts2.engine.pacing import spread_codes
-from indextts2.model.s2mel import mel_frames_for_codes
+from indextts2.model.s2mel import mel_frames_for_codes, mel_frames_for_content
 
 
 def expected_seconds(codes: int) -> float:
@@ -100,3 +100,28 @@ def test_capacity_is_the_largest_measured_level_within_the_target() -> None:
     assert capacity(BenchReport({}, [_level(16, 1.2)]), 1.5, gpus=4)["clients_per_gpu"] == 4
     with pytest.raises(InvalidInput):
         capacity(report, 0)
+
+
+def test_bench_on_indextts_2_5_forces_codes_at_its_25_hz_rate(tmp_path: Path) -> None:
+    """By default the forced code count follows the model's code rate, so the audio lasts as long as the
+    text is meant to: 3 s of IndexTTS-2.5 speech are 75 codes (2 x 1.72 mel frames each)."""
+    report_path = tmp_path / "bench.json"
+    result = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            "--model", "dummy:tiny-2.5",
+            "--device", "cpu",
+            "--concurrency", "1",
+            "--requests-per-client", "1",
+            "--diffusion-steps", "2",
+            "--json", str(report_path),
+        ],
+        env={"COLUMNS": "200"},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(report_path.read_text())
+    (level,) = report["levels"]
+    assert report["meta"]["model"] == "dummy:tiny-2.5"
+    assert BENCH_TEXTS[0].seconds == 3.0
+    assert level["audio_seconds"] == mel_frames_for_content(2 * 75) * 256 / 22050  # 258 frames

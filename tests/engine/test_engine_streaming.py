@@ -118,14 +118,25 @@ def test_beam_search_streams_whole_segments(tts: Synthesizer, voice: Voice) -> N
 
 
 def test_quick_streaming_tokens_make_the_first_segment_short(tts: Synthesizer, voice: Voice) -> None:
+    # Longer than one segment in both families' vocabularies (IndexTTS-2.5 cuts only a text that does
+    # not fit: quick streaming then shortens the segments its first tokens fall in).
     text = (
-        "Hi there. How are you doing today? I am fine, thanks. See you soon, my friend. Take care now. Bye."
-    )
+        "Hi there. How are you doing today? I am fine, thanks. See you soon, my friend. Take care now. Bye. "
+    ) * 2
     options = FAST.replace(max_text_tokens_per_segment=60, max_codes=4)
-    plain = tts.text_frontend.prepare(text, max_tokens_per_segment=60)
-    short = tts.text_frontend.prepare(text, max_tokens_per_segment=60, quick_streaming_tokens=40)
-    assert len(plain) == 1
-    assert len(short) == 2
     quick = StreamingOptions(quick_streaming_tokens=40)
+    plain = tts.segments(text, options=options).segments
+    short = tts.segments(text, options=options, streaming=quick).segments
+    assert len(short) > len(plain) >= 2
+    assert len(short[0].ids) < len(plain[0].ids)
     chunks = list(tts.stream(text, voice=voice, options=options, streaming=quick))
-    assert [c.segment for c in chunks] == [0, 1, 1]  # a segment, the silence, the next segment
+    # each segment, and the silence before every segment but the first
+    assert [c.segment for c in chunks] == [0] + [i for i in range(1, len(short)) for _ in range(2)]
+
+
+def test_chunk_sizes_follow_the_model_code_rate() -> None:
+    options = StreamingOptions(chunked=True, first_chunk_codes=16, chunk_codes=40, context_codes=23)
+    assert options.at_code_rate(50) is options
+    half = options.at_code_rate(25)  # IndexTTS-2.5: the same stretch of speech in half the codes
+    assert (half.first_chunk_codes, half.chunk_codes, half.context_codes) == (8, 20, 12)
+    assert half.holdback_frames == options.holdback_frames  # frames, not codes: unchanged

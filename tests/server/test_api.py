@@ -510,3 +510,38 @@ def test_web_page_and_assets(client: Any) -> None:
     assert "permission" in page.text
     assert client.get("/ui/app.js").status_code == 200
     assert client.get("/ui/style.css").status_code == 200
+
+
+# ---- IndexTTS-2.5 behind the same API
+
+
+@pytest.fixture(scope="module")
+def tiny25_synthesizer() -> Any:
+    from indextts2 import Synthesizer
+
+    synthesizer = Synthesizer.from_pretrained("dummy:tiny-2.5", device="cpu")
+    yield synthesizer
+    synthesizer.close()
+
+
+def test_an_indextts_2_5_server_speaks_a_named_language(
+    make_client: Any, tiny25_synthesizer: Any, reference_wav: bytes
+) -> None:
+    client = make_client(synth=tiny25_synthesizer)
+    response = client.post(
+        "/v1/tts",
+        data={"text": "こんにちは", "consent": "true", "options": '{"language": "ja", "duration": 1.25}'},
+        files={"reference": ("me.wav", reference_wav, "audio/wav")},
+    )
+    assert response.status_code == 200, response.text
+    assert load_audio(response.content).duration > 0
+
+
+def test_a_language_for_indextts_2_is_a_400_that_says_why(client: Any, reference_wav: bytes) -> None:
+    response = client.post(
+        "/v1/tts",
+        data={"text": "hello", "consent": "true", "options": '{"language": "ja"}'},
+        files={"reference": ("me.wav", reference_wav, "audio/wav")},
+    )
+    assert response.status_code == 400, response.text
+    assert "IndexTTS-2 takes no language" in response.json()["error"]["message"]

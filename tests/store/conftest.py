@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fakehub import FakeHub, serve
+from fakehub import MODEL, FakeHub, serve
 
 from indextts2.store import ModelFiles, download_model
 
@@ -29,4 +29,4 @@ def cache(tmp_path: Path) -> Path:
 @pytest.fixture
 def downloaded(hub: FakeHub, cache: Path) -> ModelFiles:
     """The whole model downloaded from the fake hub into ``cache``."""
-    return download_model(cache_dir=cache, accept_license=True)
+    return download_model(MODEL, cache_dir=cache, accept_license=True)

@@ -241,12 +241,16 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def _preset_text(name: str) -> bytes:
-    return (resources.files("indextts2.model.presets") / "tiny" / name).read_bytes()
+# The model most store tests exercise the store's mechanics with (IndexTTS-2.5's own: test_store_indextts25).
+MODEL = "IndexTeam/IndexTTS-2"
+
+
+def _preset_text(name: str, preset: str = "tiny") -> bytes:
+    return (resources.files("indextts2.model.presets") / preset / name).read_bytes()
 
 
 def indextts2_repos(*, seed: int = 0, big: int = 300_000) -> list[FakeRepo]:
-    """Small generated stand-ins for the five repos of IndexTTS2 (plus files the model does not use)."""
+    """Small generated stand-ins for the repos of IndexTTS-2 and IndexTTS-2.5 (plus files they do not use)."""
     rng = random.Random(seed)
 
     def blob(n: int) -> bytes:
@@ -271,6 +275,24 @@ def indextts2_repos(*, seed: int = 0, big: int = 300_000) -> list[FakeRepo]:
                 "qwen0.6bemo4-merge/model.safetensors": blob(20_000),
                 "qwen0.6bemo4-merge/tokenizer.json": b'{"version": "1.0"}\n',
                 "README.md": b"# IndexTTS-2 (fake)\n",
+            },
+        ),
+        FakeRepo(
+            "IndexTeam/IndexTTS-2.5",
+            {
+                "config.yaml": _preset_text("config.yaml", "tiny-2.5"),
+                "gpt.pth": blob(big // 2),
+                "s2mel.pth": blob(40_000),
+                "codec.pth": blob(8_000),
+                "multilingual_zh_ja_yue_char_del.tiktoken": _preset_text(
+                    "multilingual_zh_ja_yue_char_del.tiktoken", "tiny-2.5"
+                ),
+                "wav2vec2bert_stats.pt": blob(1_400),
+                "feat1.pt": blob(3_100),
+                "feat2.pt": blob(2_100),
+                "qwen0.6bemo4-merge/config.json": b'{"model_type": "qwen3"}\n',
+                "qwen0.6bemo4-merge/model.safetensors": blob(20_000),
+                "README.md": b"# IndexTTS-2.5 (fake)\n",
             },
         ),
         FakeRepo(
@@ -307,13 +329,17 @@ def serve(repos: list[FakeRepo] | None = None) -> Iterator[FakeHub]:
 
 
 def write_checkpoints(
-    directory: Path, repos: list[FakeRepo] | None = None, *, with_qwen: bool = True
+    directory: Path,
+    repos: list[FakeRepo] | None = None,
+    *,
+    with_qwen: bool = True,
+    model_id: str = "IndexTeam/IndexTTS-2",
 ) -> Path:
-    """The fake repos' files in the official checkpoints layout (what `models import` reads)."""
-    from indextts2.store.manifest import INDEXTTS_2
+    """The fake repos' files in the official checkpoints layout of a model (what `models import` reads)."""
+    from indextts2.store.manifest import get_model_spec
 
     by_id = {repo.repo_id: repo for repo in (repos if repos is not None else indextts2_repos())}
-    for component in INDEXTTS_2.components:
+    for component in get_model_spec(model_id).components:
         for repo_path, data in by_id[component.repo_id].files.items():
             local = component.local_path(repo_path)
             if local is None or (not with_qwen and local.startswith("qwen")):

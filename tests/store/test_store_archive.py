@@ -9,7 +9,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from fakehub import FakeHub, write_checkpoints
+from fakehub import MODEL, FakeHub, write_checkpoints
 
 from indextts2.errors import InvalidInput, ModelFilesMissing, ModelNotFound, StoreError
 from indextts2.store import ModelFiles, export_model, import_model, list_models, resolve_model, verify_model
@@ -34,7 +34,7 @@ def test_import_a_directory(tmp_path: Path) -> None:
     assert files.revision is not None
     assert files.revision.startswith("imported-")
     assert files.qwen_emotion is not None
-    assert verify_model(cache_dir=tmp_path / "cache").ok
+    assert verify_model(MODEL, cache_dir=tmp_path / "cache").ok
     # Offline resolution finds it, as an air-gapped server would.
     assert resolve_model("IndexTeam/IndexTTS-2", cache_dir=tmp_path / "cache", offline=True) == files
     assert list_models(cache_dir=tmp_path / "cache").revisions[0].refs == ("main",)
@@ -57,7 +57,7 @@ def test_import_a_gzipped_tarball_with_a_top_directory(tmp_path: Path) -> None:
 def test_export_then_import_round_trip_keeps_commits(
     downloaded: ModelFiles, cache: Path, tmp_path: Path
 ) -> None:
-    archive = export_model(tmp_path / "model.tar", cache_dir=cache)
+    archive = export_model(tmp_path / "model.tar", model_id=MODEL, cache_dir=cache)
     with tarfile.open(archive) as tar:
         names = tar.getnames()
     assert "IndexTTS-2/indextts2-manifest.json" in names
@@ -70,7 +70,7 @@ def test_export_then_import_round_trip_keeps_commits(
     for role, path in downloaded.paths().items():
         if path.is_file():
             assert getattr(files, role).read_bytes() == path.read_bytes(), role
-    assert verify_model(cache_dir=other).ok
+    assert verify_model(MODEL, cache_dir=other).ok
     before = {r.commit for r in list_models(cache_dir=cache).revisions}
     assert {r.commit for r in list_models(cache_dir=other).revisions} == before
 
@@ -78,13 +78,13 @@ def test_export_then_import_round_trip_keeps_commits(
 def test_export_writes_gzip_and_refuses_to_overwrite(
     downloaded: ModelFiles, cache: Path, tmp_path: Path
 ) -> None:
-    archive = export_model(tmp_path / "model.tgz", cache_dir=cache)
+    archive = export_model(tmp_path / "model.tgz", model_id=MODEL, cache_dir=cache)
     with tarfile.open(archive, "r:gz") as tar:
         assert tar.getmember("IndexTTS-2/gpt.pth").size == downloaded.gpt.stat().st_size
     with pytest.raises(StoreError, match="already exists"):
-        export_model(archive, cache_dir=cache)
+        export_model(archive, model_id=MODEL, cache_dir=cache)
     with pytest.raises(InvalidInput, match=r"\.tar"):
-        export_model(tmp_path / "model.zip", cache_dir=cache)
+        export_model(tmp_path / "model.zip", model_id=MODEL, cache_dir=cache)
 
 
 def test_export_refuses_a_damaged_store(downloaded: ModelFiles, cache: Path, tmp_path: Path) -> None:
@@ -93,7 +93,7 @@ def test_export_refuses_a_damaged_store(downloaded: ModelFiles, cache: Path, tmp
     data[100] ^= 0x01
     blob.write_bytes(bytes(data))
     with pytest.raises(StoreError, match="damaged"):
-        export_model(tmp_path / "model.tar", cache_dir=cache)
+        export_model(tmp_path / "model.tar", model_id=MODEL, cache_dir=cache)
     assert list(tmp_path.glob("*model.tar*")) == []  # no half-written archive
 
 
@@ -101,13 +101,13 @@ def test_export_of_an_incomplete_store_names_what_is_missing(
     hub: FakeHub, cache: Path, tmp_path: Path
 ) -> None:
     with pytest.raises(ModelFilesMissing, match=r"gpt\.pth"):
-        export_model(tmp_path / "model.tar", cache_dir=cache)
+        export_model(tmp_path / "model.tar", model_id=MODEL, cache_dir=cache)
 
 
 def test_an_archive_whose_file_does_not_match_its_manifest(
     downloaded: ModelFiles, cache: Path, tmp_path: Path
 ) -> None:
-    good = export_model(tmp_path / "model.tar", cache_dir=cache)
+    good = export_model(tmp_path / "model.tar", model_id=MODEL, cache_dir=cache)
     bad = tmp_path / "bad.tar"
     with tarfile.open(good) as source, tarfile.open(bad, "w") as target:
         for member in source.getmembers():
@@ -224,5 +224,5 @@ def test_a_full_disk_during_import_is_clear_and_leaves_the_cache_as_it_was(
     with pytest.raises(StoreError, match="disk is full"):
         import_model(source, cache_dir=cache)
     assert list_models(cache_dir=cache).revisions == before.revisions
-    assert verify_model(cache_dir=cache).ok
+    assert verify_model(MODEL, cache_dir=cache).ok
     assert not [p for p in Store(cache).partial_dir.glob("tmp-*")]  # no half-written file left

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fakehub import FakeHub, write_checkpoints
+from fakehub import MODEL, FakeHub, write_checkpoints
 from typer.testing import CliRunner
 
 from indextts2.cli import app
@@ -36,35 +36,35 @@ def test_help_teaches_the_air_gapped_workflow() -> None:
 
 
 def test_download_asks_for_the_licence_then_remembers_it(hub: FakeHub, cache: Path) -> None:
-    refused = run("download", "--cache-dir", str(cache))
+    refused = run("download", MODEL, "--cache-dir", str(cache))
     assert refused.exit_code == 2
     assert "index-tts/index-tts/blob/main/LICENSE" in refused.output
     assert "--accept-license" in refused.output
     assert "Traceback" not in refused.output
 
-    accepted = run("download", "--cache-dir", str(cache), "--accept-license")
+    accepted = run("download", MODEL, "--cache-dir", str(cache), "--accept-license")
     assert accepted.exit_code == 0, accepted.output
     model_dir = Path(accepted.stdout.strip().splitlines()[-1])
     assert (model_dir / "gpt.pth").is_file()
     assert "Downloading 17 file(s)" in accepted.output
 
-    again = run("download", "--cache-dir", str(cache))
+    again = run("download", MODEL, "--cache-dir", str(cache))
     assert again.exit_code == 0
     assert Path(again.stdout.strip().splitlines()[-1]) == model_dir
 
 
 def test_download_asks_on_a_terminal(hub: FakeHub, cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(models_cli, "_stdin_is_tty", lambda: True)
-    declined = run("download", "--cache-dir", str(cache), input="n\n")
+    declined = run("download", MODEL, "--cache-dir", str(cache), input="n\n")
     assert declined.exit_code == 2
     assert hub.requests == []
-    accepted = run("download", "--cache-dir", str(cache), input="y\n")
+    accepted = run("download", MODEL, "--cache-dir", str(cache), input="y\n")
     assert accepted.exit_code == 0, accepted.output
     assert "bilibili Model Use License Agreement" in accepted.output
 
 
 def test_download_offline_names_the_missing_files(hub: FakeHub, cache: Path) -> None:
-    result = run("download", "--offline", "--cache-dir", str(cache))
+    result = run("download", MODEL, "--offline", "--cache-dir", str(cache))
     assert result.exit_code == 2
     assert "is missing 14 file(s)" in result.output
     assert "IndexTeam/IndexTTS-2/gpt.pth" in result.output
@@ -77,7 +77,7 @@ def test_download_through_an_endpoint_flag(
     hub: FakeHub, cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # wrong: the flag wins
-    result = run("download", "--cache-dir", str(cache), "--accept-license", "--endpoint", hub.url)
+    result = run("download", MODEL, "--cache-dir", str(cache), "--accept-license", "--endpoint", hub.url)
     assert result.exit_code == 0, result.output
 
 
@@ -87,11 +87,11 @@ def test_list_path_and_verify(downloaded: ModelFiles, cache: Path) -> None:
     assert "IndexTeam/IndexTTS-2" in listed.stdout
     assert "complete" in listed.stdout
 
-    path = run("path", "--cache-dir", str(cache))
+    path = run("path", MODEL, "--cache-dir", str(cache))
     assert path.exit_code == 0
     assert path.stdout.strip() == str(downloaded.root)
 
-    verified = run("verify", "--cache-dir", str(cache))
+    verified = run("verify", MODEL, "--cache-dir", str(cache))
     assert verified.exit_code == 0
     assert "all 17 files intact" in verified.stdout
 
@@ -99,7 +99,7 @@ def test_list_path_and_verify(downloaded: ModelFiles, cache: Path) -> None:
     data = bytearray(blob.resolve().read_bytes())
     data[5] ^= 0x80
     blob.resolve().write_bytes(bytes(data))
-    damaged = run("verify", "--cache-dir", str(cache))
+    damaged = run("verify", MODEL, "--cache-dir", str(cache))
     assert damaged.exit_code == 1
     assert "IndexTeam/IndexTTS-2/feat2.pt" in damaged.stdout
     assert "damaged" in damaged.stdout
@@ -109,26 +109,26 @@ def test_the_cache_dir_comes_from_indextts2_home(
     downloaded: ModelFiles, cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("INDEXTTS2_HOME", str(cache))
-    result = run("path")
+    result = run("path", MODEL)
     assert result.exit_code == 0
     assert result.stdout.strip() == str(downloaded.root)
 
 
 def test_path_of_a_model_not_in_the_cache(cache: Path) -> None:
-    result = run("path", "--cache-dir", str(cache))
+    result = run("path", MODEL, "--cache-dir", str(cache))
     assert result.exit_code == 2
     assert "missing" in result.output
 
 
 def test_export_then_import_on_another_machine(downloaded: ModelFiles, cache: Path, tmp_path: Path) -> None:
     archive = tmp_path / "indextts2-model.tar"
-    exported = run("export", str(archive), "--cache-dir", str(cache))
+    exported = run("export", str(archive), "--model", MODEL, "--cache-dir", str(cache))
     assert exported.exit_code == 0, exported.output
     other = tmp_path / "air-gapped"
     imported = run("import", str(archive), "--cache-dir", str(other))
     assert imported.exit_code == 0, imported.output
-    assert run("verify", "--cache-dir", str(other)).exit_code == 0
-    assert run("path", "--cache-dir", str(other)).exit_code == 0
+    assert run("verify", MODEL, "--cache-dir", str(other)).exit_code == 0
+    assert run("path", MODEL, "--cache-dir", str(other)).exit_code == 0
 
 
 def test_import_a_directory_and_a_refused_archive(tmp_path: Path) -> None:
@@ -193,12 +193,14 @@ def test_list_names_what_is_missing(downloaded: ModelFiles, cache: Path) -> None
 
 
 def test_verify_of_a_model_never_downloaded_says_how_to_get_it(cache: Path) -> None:
-    result = run("verify", "--cache-dir", str(cache))
+    result = run("verify", MODEL, "--cache-dir", str(cache))
     assert result.exit_code == 1
     assert "indextts2 models download" in result.output
 
 
 def test_a_bad_endpoint_is_one_line(cache: Path) -> None:
-    result = run("download", "--accept-license", "--endpoint", "hf-mirror.com", "--cache-dir", str(cache))
+    result = run(
+        "download", MODEL, "--accept-license", "--endpoint", "hf-mirror.com", "--cache-dir", str(cache)
+    )
     assert result.exit_code == 2
     assert "not an http(s) URL" in result.output

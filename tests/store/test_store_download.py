@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fakehub import FakeHub, FakeRepo, indextts2_repos, serve, sha256
+from fakehub import MODEL, FakeHub, FakeRepo, indextts2_repos, serve, sha256
 
 from indextts2.errors import LicenseNotAccepted, ModelFilesMissing, ModelNotFound, StoreError
 from indextts2.store import ModelFiles, download_model, list_models, resolve_model, verify_model
@@ -55,7 +55,7 @@ def test_downloaded_model_loads_its_configs(downloaded: ModelFiles) -> None:
 
 def test_a_second_download_fetches_nothing(hub: FakeHub, downloaded: ModelFiles, cache: Path) -> None:
     before = len(hub.resolve_gets())
-    again = download_model(cache_dir=cache)
+    again = download_model(MODEL, cache_dir=cache)
     assert len(hub.resolve_gets()) == before
     assert again.root == downloaded.root
 
@@ -78,7 +78,7 @@ def test_a_connection_cut_mid_file_is_resumed_with_a_range_request(
     monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 16_384)
     main = _repo(hub, "IndexTeam/IndexTTS-2")
     hub.cut_once("IndexTeam/IndexTTS-2", "gpt.pth", after_bytes=100_000)
-    files = download_model(cache_dir=cache, accept_license=True)
+    files = download_model(MODEL, cache_dir=cache, accept_license=True)
     assert files.gpt.read_bytes() == main.files["gpt.pth"]
     gets = hub.file_gets("IndexTeam/IndexTTS-2", "gpt.pth")
     assert len(gets) == 2
@@ -106,7 +106,7 @@ def test_a_download_interrupted_by_ctrl_c_resumes_next_time(
     # Files come in path order: bpe.model, config.yaml, feat1.pt, feat2.pt (11.6 kB), then gpt.pth.
     monkeypatch.setattr(_ReportingFile, "write", interrupt_after_some_bytes)
     with pytest.raises(KeyboardInterrupt):
-        download_model(cache_dir=cache, accept_license=True)
+        download_model(MODEL, cache_dir=cache, accept_license=True)
     monkeypatch.setattr(_ReportingFile, "write", original_write)
 
     store = Store(cache)
@@ -116,11 +116,11 @@ def test_a_download_interrupted_by_ctrl_c_resumes_next_time(
     missing = list_models(cache_dir=cache).revisions[0].missing
     assert "IndexTeam/IndexTTS-2/gpt.pth" in missing
 
-    files = download_model(cache_dir=cache)
+    files = download_model(MODEL, cache_dir=cache)
     assert files.gpt.read_bytes() == main.files["gpt.pth"]
     assert hub.file_gets("IndexTeam/IndexTTS-2", "gpt.pth")[-1].range == f"bytes={kept}-"
     assert not partial.exists()
-    assert verify_model(cache_dir=cache).ok
+    assert verify_model(MODEL, cache_dir=cache).ok
 
 
 def test_offline_with_an_empty_cache_names_every_missing_file(hub: FakeHub, cache: Path) -> None:
@@ -162,19 +162,19 @@ def test_online_resolve_downloads_only_the_missing_files(
 
 def test_the_first_download_needs_the_licence_and_remembers_it(hub: FakeHub, cache: Path) -> None:
     with pytest.raises(LicenseNotAccepted) as caught:
-        download_model(cache_dir=cache)
+        download_model(MODEL, cache_dir=cache)
     assert INDEXTTS_2.license_url in str(caught.value)
     assert "--accept-license" in str(caught.value)
     assert hub.requests == []
-    download_model(cache_dir=cache, accept_license=True)
-    assert download_model(cache_dir=cache, accept_license=False).gpt.is_file()
+    download_model(MODEL, cache_dir=cache, accept_license=True)
+    assert download_model(MODEL, cache_dir=cache, accept_license=False).gpt.is_file()
 
 
 def test_the_licence_can_be_accepted_through_the_environment(
     hub: FakeHub, cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("INDEXTTS2_ACCEPT_LICENSE", "1")
-    assert download_model(cache_dir=cache).gpt.is_file()
+    assert download_model(MODEL, cache_dir=cache).gpt.is_file()
 
 
 def test_revision_pins_a_commit(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -183,7 +183,7 @@ def test_revision_pins_a_commit(cache: Path, monkeypatch: pytest.MonkeyPatch) ->
     repos[0].refs["v1"] = old_commit  # the fake hub serves the same files at every commit
     with serve(repos) as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
-        files = download_model(cache_dir=cache, accept_license=True, revision="v1")
+        files = download_model(MODEL, cache_dir=cache, accept_license=True, revision="v1")
         assert files.revision == old_commit
         assert Store(cache).read_ref("IndexTeam/IndexTTS-2", "v1") == old_commit
         assert Store(cache).read_ref("IndexTeam/IndexTTS-2", "main") is None
@@ -200,7 +200,7 @@ def test_unknown_model_id_is_refused_before_any_request(hub: FakeHub, cache: Pat
 
 def test_a_revision_the_hub_does_not_have(hub: FakeHub, cache: Path) -> None:
     with pytest.raises(ModelNotFound, match="no revision 'v9'"):
-        download_model(cache_dir=cache, accept_license=True, revision="v9")
+        download_model(MODEL, cache_dir=cache, accept_license=True, revision="v9")
 
 
 def test_a_repo_missing_on_a_mirror(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -208,17 +208,17 @@ def test_a_repo_missing_on_a_mirror(cache: Path, monkeypatch: pytest.MonkeyPatch
     with serve(repos) as hub:
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         with pytest.raises(ModelNotFound, match="has no repository funasr/campplus"):
-            download_model(cache_dir=cache, accept_license=True)
+            download_model(MODEL, cache_dir=cache, accept_license=True)
 
 
 def test_a_hub_error_is_a_store_error_and_keeps_the_cache_consistent(hub: FakeHub, cache: Path) -> None:
     hub.fail("nvidia/bigvgan_v2_22khz_80band_256x", "bigvgan_generator.pt", 500)
     with pytest.raises(StoreError, match="HTTP 500"):
-        download_model(cache_dir=cache, accept_license=True)
+        download_model(MODEL, cache_dir=cache, accept_license=True)
     revision = list_models(cache_dir=cache).revisions[0]
     assert "nvidia/bigvgan_v2_22khz_80band_256x/bigvgan_generator.pt" in revision.missing
     assert all(name.startswith("nvidia/") for name in revision.missing)
-    problems = verify_model(cache_dir=cache).problems
+    problems = verify_model(MODEL, cache_dir=cache).problems
     assert {p.status for p in problems} == {"missing"}
 
 
@@ -226,7 +226,7 @@ def test_an_unreachable_hub_says_so(cache: Path) -> None:
     with serve() as hub:
         endpoint = hub.url
     with pytest.raises(StoreError, match="cannot reach"):
-        download_model(cache_dir=cache, accept_license=True, endpoint=endpoint)
+        download_model(MODEL, cache_dir=cache, accept_license=True, endpoint=endpoint)
 
 
 def test_bytes_that_do_not_match_the_hub_hash_are_never_stored(hub: FakeHub, cache: Path) -> None:
@@ -242,7 +242,7 @@ def test_bytes_that_do_not_match_the_hub_hash_are_never_stored(hub: FakeHub, cac
 
     hub.info = lying_listing  # type: ignore[method-assign]
     with pytest.raises(StoreError, match="does not match the hub"):
-        download_model(cache_dir=cache, accept_license=True)
+        download_model(MODEL, cache_dir=cache, accept_license=True)
     store = Store(cache)
     assert not store.blob_path(sha256(real.files["campplus_cn_common.bin"])).exists()
     assert not any(store.partial_dir.iterdir())
@@ -256,7 +256,7 @@ def test_a_full_disk_during_a_download_is_clear_and_nothing_half_written_counts(
 
     monkeypatch.setattr(_ReportingFile, "write", disk_full)
     with pytest.raises(StoreError, match="disk is full"):
-        download_model(cache_dir=cache, accept_license=True)
+        download_model(MODEL, cache_dir=cache, accept_license=True)
     store = Store(cache)
     assert not store.blobs_dir.exists() or not any(store.blobs_dir.iterdir())
     with pytest.raises(ModelFilesMissing):
@@ -273,7 +273,7 @@ def test_a_download_waits_for_another_process_holding_the_store(hub: FakeHub, ca
     result: dict[str, object] = {}
 
     def run() -> None:
-        result["files"] = download_model(cache_dir=cache, accept_license=True)
+        result["files"] = download_model(MODEL, cache_dir=cache, accept_license=True)
 
     worker = threading.Thread(target=run)
     worker.start()
@@ -286,7 +286,7 @@ def test_a_download_waits_for_another_process_holding_the_store(hub: FakeHub, ca
 
 def test_a_commit_id_as_revision_works_offline_afterwards(hub: FakeHub, cache: Path) -> None:
     commit = _repo(hub, "IndexTeam/IndexTTS-2").commit
-    files = download_model(cache_dir=cache, accept_license=True, revision=commit)
+    files = download_model(MODEL, cache_dir=cache, accept_license=True, revision=commit)
     assert files.revision == commit
     store = Store(cache)
     assert store.refs("IndexTeam/IndexTTS-2") == {}  # a commit needs no ref

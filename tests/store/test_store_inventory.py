@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fakehub import FakeHub
+from fakehub import MODEL, FakeHub
 
 from indextts2.errors import ModelNotFound
 from indextts2.store import (
@@ -55,14 +55,14 @@ def test_list_of_an_empty_store(cache: Path) -> None:
 
 
 def test_verify_passes_on_an_intact_store(downloaded: ModelFiles, cache: Path) -> None:
-    report = verify_model(cache_dir=cache)
+    report = verify_model(MODEL, cache_dir=cache)
     assert report.ok
     assert len(report.checks) == 17
 
 
 def test_verify_catches_a_flipped_byte(downloaded: ModelFiles, cache: Path) -> None:
     _flip_a_byte(downloaded.gpt.resolve(), at=123_456)
-    report = verify_model(cache_dir=cache)
+    report = verify_model(MODEL, cache_dir=cache)
     assert not report.ok
     assert [(p.name, p.status) for p in report.problems] == [("IndexTeam/IndexTTS-2/gpt.pth", "damaged")]
 
@@ -71,7 +71,7 @@ def test_verify_catches_a_truncated_and_a_missing_file(downloaded: ModelFiles, c
     blob = downloaded.bpe.resolve()
     blob.write_bytes(blob.read_bytes()[:-1])
     downloaded.emotion_matrix.resolve().unlink()
-    problems = {p.name: p.status for p in verify_model(cache_dir=cache).problems}
+    problems = {p.name: p.status for p in verify_model(MODEL, cache_dir=cache).problems}
     assert problems == {
         "IndexTeam/IndexTTS-2/bpe.model": "wrong size",
         "IndexTeam/IndexTTS-2/feat2.pt": "missing",
@@ -82,11 +82,11 @@ def test_verify_fix_removes_damaged_files_so_download_fetches_them_again(
     hub: FakeHub, downloaded: ModelFiles, cache: Path
 ) -> None:
     _flip_a_byte(downloaded.s2mel.resolve())
-    report = verify_model(cache_dir=cache, repair=True)
+    report = verify_model(MODEL, cache_dir=cache, repair=True)
     assert len(report.removed) == 1
-    assert [p.status for p in verify_model(cache_dir=cache).problems] == ["missing"]
-    download_model(cache_dir=cache)
-    assert verify_model(cache_dir=cache).ok
+    assert [p.status for p in verify_model(MODEL, cache_dir=cache).problems] == ["missing"]
+    download_model(MODEL, cache_dir=cache)
+    assert verify_model(MODEL, cache_dir=cache).ok
 
 
 def test_rm_dry_run_changes_nothing_and_says_what_it_frees(downloaded: ModelFiles, cache: Path) -> None:

@@ -12,12 +12,12 @@ from indextts2.errors import ModelFilesMissing, ModelNotFound
 from indextts2.settings import Settings
 from indextts2.store import ModelFiles, dummy_preset, resolve_model
 from indextts2.store.files import layout_roles
-from indextts2.store.manifest import INDEXTTS_2, get_model_spec
+from indextts2.store.manifest import INDEXTTS_2, INDEXTTS_2_5, get_model_spec
 
 
-def test_every_role_of_the_manifest_is_a_field_of_model_files() -> None:
-    fields = {f.name for f in dataclasses.fields(ModelFiles)} - {"root", "model_id", "revision"}
-    assert set(layout_roles(INDEXTTS_2)) == fields
+def test_every_role_of_the_manifests_is_a_field_of_model_files() -> None:
+    fields = {f.name for f in dataclasses.fields(ModelFiles)} - {"root", "model_id", "revision", "family"}
+    assert set(layout_roles(INDEXTTS_2)) | set(layout_roles(INDEXTTS_2_5)) == fields
 
 
 @pytest.mark.goldens

@@ -231,6 +231,8 @@ OPTION_FLAGS: dict[str, str] = {
     "--steps": "diffusion_steps",
     "--cfg-rate": "cfg_rate",
     "--speed": "speed",
+    "--lang": "language",
+    "--duration": "duration",
     "--temperature": "temperature",
     "--top-k": "top_k",
     "--top-p": "top_p",

@@ -99,8 +99,12 @@ def bench(
     ] = None,
     beams: Annotated[int, typer.Option(help="num_beams of every request.")] = 1,
     codes_per_second: Annotated[
-        int, typer.Option(help="Forced codes per second of intended speech (random weights never stop).")
-    ] = 50,
+        float | None,
+        typer.Option(
+            help="Forced codes per second of intended speech (random weights never stop); "
+            "default: the model's code rate (50 for IndexTTS-2, 25 for IndexTTS-2.5)."
+        ),
+    ] = None,
     force_codes: Annotated[
         bool | None, typer.Option(help="Decode exactly the intended codes (default: for dummy models).")
     ] = None,
@@ -295,7 +299,9 @@ def _run_local(
     from indextts2.engine import EngineConfig
     from indextts2.engine.bench import SEGMENT_TOKENS, run_in_process
     from indextts2.engine.scheduler import PROMPT_OVERHEAD
+    from indextts2.loader import family_of
 
+    settings = settings.with_code_rate(family_of(model).code_rate)
     clients = max(settings.concurrency)
     longest = max(settings.codes_for(text) for text in settings.texts) if settings.force_codes else None
     engine = EngineConfig(
@@ -311,9 +317,7 @@ def _run_local(
     with Synthesizer.from_pretrained(model, device=device, dtype=dtype, engine=engine) as tts:
         baseline = None
         if sequential:
-            baseline = Synthesizer(
-                tts.model, tts.text_frontend, model_id=tts.model_id, fingerprint=tts.fingerprint, engine=False
-            )
+            baseline = tts.without_engine()
         meta = {
             **meta,
             "model": tts.model_id,

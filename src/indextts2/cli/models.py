@@ -33,9 +33,10 @@ EXIT_INTERRUPTED = 130
 
 HELP = """Get the IndexTTS2 weights onto this machine, check them, and carry them to machines without network.
 
-The model is five hub repos (IndexTeam/IndexTTS-2 and the w2v-BERT, MaskGCT codec, CAMPPlus and
-BigVGAN models it runs with), kept once under the cache root: INDEXTTS2_HOME or --cache-dir, else the
-user cache directory. Downloads resume after Ctrl-C and are checked against the hub's hashes.
+The default model, IndexTeam/IndexTTS-2.5, is four hub repos (it and the w2v-BERT, CAMPPlus and BigVGAN
+models it runs with); IndexTeam/IndexTTS-2 (name it on any command) adds MaskGCT's codec. They are kept
+once under the cache root: INDEXTTS2_HOME or --cache-dir, else the user cache directory. Downloads
+resume after Ctrl-C and are checked against the hub's hashes.
 Keep the cache: downloading again takes hours.
 
 [bold]Examples[/bold]
@@ -327,7 +328,10 @@ def path(
 @app.command(name="import")
 def import_(
     source: Annotated[Path, typer.Argument(help="A checkpoints directory, or a .tar / .tar.gz of one.")],
-    model: Annotated[str, typer.Option("--model", help="Which model it is.")] = DEFAULT_MODEL_ID,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="Which model it must be (default: recognised by its files)."),
+    ] = None,
     revision: Annotated[
         str | None,
         typer.Option("--revision", help="Name to file it under (default: the archive's, or main)."),

@@ -72,9 +72,7 @@ VoiceOpt = Annotated[
 
 
 def _segment_count(tts: Synthesizer, text: str, options: SynthesisOptions) -> int:
-    # analyze() does not repeat prepare()'s warnings, which stream() has already logged
-    analysis = tts.text_frontend.analyze(text)
-    return len(analysis.segments(options.max_text_tokens_per_segment))
+    return tts.segment_count(text, options)
 
 
 class _Bar:
@@ -258,6 +256,24 @@ def say(
             show_default=False,
         ),
     ] = None,
+    lang: Annotated[
+        str | None,
+        typer.Option(
+            "--lang",
+            help="IndexTTS-2.5: the text's language, zh, en, ja, es or ar [detected from the script].",
+            rich_help_panel=OPTIONS_PANEL,
+            show_default=False,
+        ),
+    ] = None,
+    duration: Annotated[
+        float | None,
+        typer.Option(
+            "--duration",
+            help="IndexTTS-2.5: length of the speech, 0.5 to 2; 1.25 = 25 % longer [1.0].",
+            rich_help_panel=OPTIONS_PANEL,
+            show_default=False,
+        ),
+    ] = None,
     temperature: Annotated[
         float | None,
         typer.Option(
@@ -370,6 +386,8 @@ def say(
             "--steps": steps,
             "--cfg-rate": cfg_rate,
             "--speed": speed,
+            "--lang": lang,
+            "--duration": duration,
             "--temperature": temperature,
             "--top-k": top_k,
             "--top-p": top_p,

@@ -165,6 +165,7 @@ def info(
         "id": voice.id,
         "model": voice.model_id,
         "model_fingerprint": voice.model_fingerprint,
+        "model_family": voice.family,
         "duration": round(voice.duration, 3),
         "format_version": VOICE_FORMAT_VERSION,
         "tensors": tensors,
@@ -178,6 +179,7 @@ def info(
     table.add_row("id", voice.id)
     table.add_row("model", escape(voice.model_id))
     table.add_row("model fingerprint", voice.model_fingerprint)
+    table.add_row("model family", voice.family)
     table.add_row("speech", f"{voice.duration:.2f} s")
     table.add_row("format version", str(VOICE_FORMAT_VERSION))
     for name, shape in tensors.items():

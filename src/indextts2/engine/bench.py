@@ -4,7 +4,8 @@ Each concurrency level starts N client threads together; each client sends ``req
 requests back to back (the fixed texts in turn, offset by the client's number, so every level has
 the same mix). Random weights never choose to stop, so with ``force_codes`` every text decodes
 exactly ``codes_per_second`` codes per second of its intended speech (spread over its segments by
-their token counts), which makes runs comparable. Per level the report gives the aggregate
+their token counts; by default the model's own code rate: 50 for IndexTTS-2, 25 for IndexTTS-2.5),
+which makes runs comparable. Per level the report gives the aggregate
 audio-seconds per second, per-request real-time factor, time to first audio and peak GPU memory;
 the baseline runs the same mix one request at a time through the unbatched path.
 
@@ -51,7 +52,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-CODES_PER_SECOND = 50  # IndexTTS2's semantic codes run at ~50 Hz
 SEGMENT_TOKENS = 200  # every bench text is one segment (unless quick streaming splits its start)
 
 
@@ -92,7 +92,8 @@ class BenchSettings:
         requests_per_client: requests each client sends, one after the other.
         texts: the fixed texts.
         force_codes: decode exactly ``codes_per_second`` x the text's seconds (random weights).
-        codes_per_second: see ``force_codes``.
+        codes_per_second: see ``force_codes``; None: the model family's code rate
+            (:meth:`with_code_rate`).
         diffusion_steps, num_beams: synthesis settings of every request (others are the defaults).
         stream: read each request as a stream (time to first audio = its first chunk); False:
             first audio = the whole file.
@@ -104,7 +105,7 @@ class BenchSettings:
     requests_per_client: int = 4
     texts: tuple[BenchText, ...] = BENCH_TEXTS
     force_codes: bool = True
-    codes_per_second: int = CODES_PER_SECOND
+    codes_per_second: float | None = None
     diffusion_steps: int = 25
     num_beams: int = 1
     stream: bool = True
@@ -121,7 +122,15 @@ class BenchSettings:
             seed=self.seed + index,
         )
 
+    def with_code_rate(self, codes_per_second: float) -> BenchSettings:
+        """These settings with ``codes_per_second`` filled in when it was left to the model."""
+        if self.codes_per_second is not None:
+            return self
+        return dataclasses.replace(self, codes_per_second=codes_per_second)
+
     def codes_for(self, text: BenchText) -> int:
+        if self.codes_per_second is None:
+            raise ValueError("codes_per_second is not set: call with_code_rate(the model's rate) first")
         return codes_for_seconds(text.seconds, self.codes_per_second)
 
     def streaming(self) -> StreamingOptions:
@@ -434,6 +443,7 @@ def run_in_process(
         meta: recorded as is in the report (command, device...).
         on_level: called after each level (progress output).
     """
+    settings = settings.with_code_rate(tts.family.code_rate)
     voice = tts.voice(reference_clip())
     device = tts.device
     # one warm-up request: voice latents, kernels, first allocations

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import copy
+import math
 from dataclasses import dataclass
 
 from indextts2.errors import InvalidInput
+
+# The code rate StreamingOptions' code counts are given at: IndexTTS-2's, 50 codes per second.
+REFERENCE_CODE_RATE = 50.0
 
 __all__ = ["EngineConfig", "StreamingOptions"]
 
@@ -109,7 +114,9 @@ class StreamingOptions:
             ``chunk_codes`` more codes exist. Each later piece is rendered again from
             ``context_codes`` codes before the audio already sent, and cross-faded over
             ``crossfade_frames`` mel frames (256 samples each) into the held-back tail of the last.
-        first_chunk_codes, chunk_codes, context_codes, crossfade_frames: see ``chunked``.
+        first_chunk_codes, chunk_codes, context_codes, crossfade_frames: see ``chunked``. Code counts
+            are IndexTTS-2 codes (50 per second of speech); the engine scales them to the model's
+            code rate (:meth:`at_code_rate`: half as many for IndexTTS-2.5's 25 Hz codes).
         chunk_growth: each later piece waits for this many times more new codes than the one before
             (fewer, longer pieces as the stream gets ahead of the listener: every piece renders its
             context and the voice's prompt again).
@@ -154,6 +161,27 @@ class StreamingOptions:
                 f"context_codes ({self.context_codes}) must cover more than holdback_frames "
                 f"({self.holdback_frames}) mel frames (about 0.86 frames per code at speed 2)"
             )
+
+    def at_code_rate(self, codes_per_second: float) -> StreamingOptions:
+        """These options for a model whose codes run at ``codes_per_second``.
+
+        The code counts here are IndexTTS-2 codes (:data:`REFERENCE_CODE_RATE`, 50 per second of
+        speech); a model at another rate (IndexTTS-2.5: 25) waits for, and regenerates, the same
+        stretch of speech: ``ceil(count * rate / 50)`` of its own codes.
+        """
+        if codes_per_second == REFERENCE_CODE_RATE:
+            return self
+        scale = codes_per_second / REFERENCE_CODE_RATE
+
+        def scaled(count: int) -> int:
+            return max(1, math.ceil(count * scale))
+
+        # Not dataclasses.replace: the checks of __post_init__ are stated in 50 Hz codes (a model at
+        # half the rate gives each code twice the frames, so the scaled counts cover as much).
+        result = copy.copy(self)
+        for name in ("first_chunk_codes", "chunk_codes", "context_codes"):
+            object.__setattr__(result, name, scaled(getattr(self, name)))
+        return result
 
     @classmethod
     def low_latency(cls) -> StreamingOptions:

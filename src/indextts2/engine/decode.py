@@ -76,6 +76,7 @@ class DecodeBatch:
 
     def __init__(self, model: TTSModel, pool: KVPool, *, max_prefill_rows: int) -> None:
         self.model = model
+        self.model = model
         self.gpt = model.gpt
         self.pool = pool
         self.max_prefill_rows = max_prefill_rows
@@ -152,12 +153,7 @@ class DecodeBatch:
         if not admitted:
             return 0
         gpt = self.gpt
-        device = self.pool.device
-        prompts = gpt.prompt_embeddings(
-            torch.cat([s.segment.speaker_latents for s in admitted]),
-            torch.cat([s.segment.emotion for s in admitted]),
-            [s.segment.text_ids.to(device) for s in admitted],
-        )
+        prompts = self.model.prompts([s.segment for s in admitted])
         expanded = [p for s, p in zip(admitted, prompts, strict=True) for _ in range(s.beams)]
         taken = self.pool.take(len(expanded))
         state = prefill(

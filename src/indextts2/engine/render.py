@@ -1,7 +1,8 @@
-"""The render stages of the engine: latent pass, s2mel (length-bucketed, stepped) and BigVGAN.
+"""The render stages of the engine: content, s2mel (length-bucketed, stepped) and BigVGAN.
 
 Pieces (whole segments, or streamed parts of them) queue here once their codes are known. Each
-scheduler iteration the renderer runs the latent pass for every queued piece in one batch, keeps
+scheduler iteration the renderer makes the content of every queued piece in one batch (the GPT's
+latent pass for IndexTTS-2, the codec decoder for IndexTTS-2.5: :meth:`TTSModel.content_pass`), keeps
 one s2mel batch in flight and advances it by a flow step or a few (so the GPT's decode steps keep
 coming between them), and when the solve is done runs BigVGAN on that batch.
 
@@ -38,7 +39,7 @@ class RenderPiece:
     Attributes:
         owner: the engine's state of the segment (the renderer does not look into it).
         segment: the segment.
-        codes: ``(end,)`` int64, every code of the segment known up to the piece's end (the latent
+        codes: ``(end,)`` int64, every code of the segment known up to the piece's end (the content
             pass reads them all).
         start: the piece's first code; it renders ``codes[start:]``.
         first_frame, frames: the mel frames it covers in the segment; ``frames`` None: the segment
@@ -62,7 +63,7 @@ class RenderPiece:
     content_frames: int
     noise_source: NoiseSource | None = None
     prompt_frames: int = 0
-    latents: torch.Tensor | None = None
+    content: torch.Tensor | None = None
     wave: torch.Tensor | None = None
     queued_at: float = field(default_factory=time.monotonic)
     timings: list[tuple[str, float, float, int]] = field(default_factory=list)
@@ -124,7 +125,7 @@ class Renderer:
         """One scheduler iteration of rendering; returns the pieces whose audio is ready."""
         if self._latent_queue:
             pieces, started = self._latent_queue, time.monotonic()
-            self._timed("latent", self._latent_pass)
+            self._timed("latent", self._content_pass)
             ended = time.monotonic()
             for piece in pieces:
                 piece.timings.append(("latent", started, ended, len(pieces)))
@@ -190,12 +191,14 @@ class Renderer:
 
     # ---- stages
 
-    def _latent_pass(self) -> None:
+    def _content_pass(self) -> None:
         pieces, self._latent_queue = self._latent_queue, []
-        latents = self.model.latent_pass([p.segment for p in pieces], [p.codes for p in pieces])
+        content = self.model.content_pass(
+            [p.segment for p in pieces], [p.codes for p in pieces], [p.start for p in pieces]
+        )
         self._on_batch("latent", len(pieces))
-        for piece, rows in zip(pieces, latents, strict=True):
-            piece.latents = rows[piece.start :]
+        for piece, rows in zip(pieces, content, strict=True):
+            piece.content = rows
             self._flow_queue.append(piece)
 
     def _choose(self) -> list[RenderPiece]:
@@ -229,13 +232,13 @@ class Renderer:
         device = self.model.device
         mel_pieces = []
         for piece in chosen:
-            if piece.latents is None:
-                raise RuntimeError("a piece reached s2mel without its latents")
+            if piece.content is None:
+                raise RuntimeError("a piece reached s2mel without its content")
             mel_pieces.append(
                 MelPiece(
                     piece.segment,
                     piece.codes[piece.start :].to(device),
-                    piece.latents,
+                    piece.content,
                     piece.first_frame,
                     piece.frames,
                 )

@@ -51,7 +51,9 @@ logger = logging.getLogger(__name__)
 
 R = TypeVar("R")
 
-PROMPT_OVERHEAD = 37  # conditioning block (34) + start/stop text + start code (see model.gpt)
+# The most positions a prompt takes besides its text, over the model families (IndexTTS-2: 34
+# conditioning rows + start/stop text + start code); a loaded model knows its own (TTSModel.prompt_overhead).
+PROMPT_OVERHEAD = 37
 _IDLE_WAIT = 0.005  # seconds the thread sleeps when every request waits for its reader
 
 
@@ -64,7 +66,7 @@ def _close_at_exit(engine: weakref.ReferenceType[Engine]) -> None:
 def max_positions(model: TTSModel, config: EngineConfig) -> int:
     """KV-cache positions per sequence: the config's, or what the model's limits can need."""
     gpt = model.gpt.config
-    return config.max_positions or (gpt.max_text_tokens + PROMPT_OVERHEAD + gpt.max_mel_tokens)
+    return config.max_positions or (gpt.max_text_tokens + model.prompt_overhead + gpt.max_mel_tokens)
 
 
 def _engine_failure(error: Exception, device: torch.device) -> EngineFailed:
@@ -412,7 +414,7 @@ class Engine:
             self._end(request, error)
             return
         self._counters.note("conditioning", 1)
-        streaming = job.streaming
+        streaming = job.streaming.at_code_rate(self.model.family.code_rate)
         hop = self.model.vocoder.hop_size
         for index, segment in enumerate(segments):
             min_codes = job.min_codes[index] if job.min_codes is not None else 0
@@ -442,7 +444,7 @@ class Engine:
         if pool is None:
             raise RuntimeError("the engine is not set up")
         for segment in segments:
-            needed = len(segment.text_ids) + PROMPT_OVERHEAD + segment.generation.max_codes
+            needed = len(segment.text_ids) + self.model.prompt_overhead + segment.generation.max_codes
             if needed > pool.positions:
                 raise InvalidInput(
                     f"a segment of {len(segment.text_ids)} tokens with max_codes "

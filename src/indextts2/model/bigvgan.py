@@ -103,8 +103,9 @@ class BigVGANConfig:
             (k - r) % 2 for r, k in zip(config.upsample_rates, config.upsample_kernel_sizes, strict=False)
         ):
             wrong.append("an upsampling kernel minus its rate is odd (the output would not be rate x input)")
-        if config.upsample_initial_channel % (2 ** len(config.upsample_rates)):
-            wrong.append("upsample_initial_channel is not divisible by 2 ** stages")
+        # Each stage halves the channels with floor division, as the official generator does.
+        if config.upsample_initial_channel < 2 ** len(config.upsample_rates):
+            wrong.append("upsample_initial_channel < 2 ** stages (a stage would get no channel)")
         hop = 1
         for rate in config.upsample_rates:
             hop *= rate

@@ -1,4 +1,4 @@
-"""The MaskGCT semantic codec (RepCodec): its encoder and factorised vector quantiser.
+"""The semantic codecs: MaskGCT's RepCodec (IndexTTS-2) and IndexTTS-2.5's ``EnhancedCodec`` decoder.
 
 IndexTTS2 quantises the normalised w2v-BERT features with amphion's RepCodec
 (``semantic_codec/model.safetensors``): a Vocos ConvNeXt backbone and a Linear back to the feature
@@ -8,6 +8,13 @@ projection back. Only the encoder and quantiser are built; the checkpoint's deco
 
 Batching: padded frames are zeroed before every convolution, so a clip gives the same codes and
 embeddings alone or in a batch with longer clips.
+
+IndexTTS-2.5 (:class:`CodecDecoder`, ``codec.pth``): the same factorised VQ and Vocos backbone, but
+at half the frame rate (25 Hz codes). Its decoder turns codes into s2mel's content features: the
+codebook rows through the VQ's ``out_project``, a Vocos backbone and a Linear back to the feature
+width, nearest-neighbour upsampling by 2 (one code -> two 50 Hz frames) and a Conv1d(k=3) ``up``.
+The encoder half (``down``, ``encoder``) and the VQ's ``in_project`` are in the file but unused at
+inference; they are named and not loaded.
 """
 
 from __future__ import annotations
@@ -20,10 +27,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from indextts2.errors import ConfigError, InvalidInput
-from indextts2.model.loading import load_into, read_safetensors
+from indextts2.errors import CheckpointError, ConfigError, InvalidInput
+from indextts2.model.loading import load_into, read_safetensors, read_torch_file
 
-__all__ = ["SemanticCodec"]
+__all__ = ["CodecDecoder", "SemanticCodec"]
 
 # amphion ConvNeXtBlock / VocosBackbone constants (MaskGCT RepCodec): depthwise and input
 # convolutions of width 7, LayerNorm epsilon 1e-6, layer scale initialised to 1 / num_layers.
@@ -219,3 +226,120 @@ class SemanticCodec(nn.Module):
                 f"semantic codes must lie in [0, {self.codebook_size}); got out-of-range codes"
             )
         return self._vq.embed(codes.long()).transpose(1, 2)
+
+
+# codec.pth entries the decoder does not use: the encoder half (25 Hz features from 50 Hz ones).
+_DECODER_UNUSED_KEYS = ("down.*", "encoder.*")
+
+
+class CodecDecoder(nn.Module):
+    """IndexTTS-2.5's ``EnhancedCodec`` decoder: 25 Hz codes -> 50 Hz content features for s2mel.
+
+    ``decode(codes)`` is the official ``EnhancedCodec.decode``: ``vq2emb`` (codebook rows, not
+    L2-normalised, through the weight-normed ``out_project``), the Vocos backbone and a Linear
+    (``decoder.*``), nearest-neighbour upsampling by ``frames_per_code`` and the ``up`` Conv1d.
+    """
+
+    def __init__(
+        self,
+        *,
+        hidden_size: int,
+        codebook_size: int,
+        codebook_dim: int,
+        vocos_dim: int,
+        vocos_intermediate_dim: int,
+        vocos_num_layers: int,
+        frames_per_code: int = 2,
+    ) -> None:
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.codebook_size = codebook_size
+        self.frames_per_code = frames_per_code
+        self.quantizer = _Quantizer(_FactorizedVQ(hidden_size, codebook_size, codebook_dim))
+        self.decoder = nn.Sequential(
+            _VocosBackbone(hidden_size, vocos_dim, vocos_intermediate_dim, vocos_num_layers),
+            nn.Linear(vocos_dim, hidden_size),
+        )
+        self.up = nn.Conv1d(hidden_size, hidden_size, kernel_size=3, stride=1, padding=1)
+        for module in self.decoder.modules():
+            if isinstance(module, nn.Conv1d | nn.Linear):
+                nn.init.trunc_normal_(module.weight, std=0.02)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+
+    @classmethod
+    def from_config(cls, section: Mapping[str, Any]) -> CodecDecoder:
+        """Build from config.yaml's ``semantic_codec`` section (defaults: ``EnhancedCodec``'s)."""
+        if int(section.get("num_quantizers", 1)) != 1:
+            raise ConfigError("semantic_codec: only one quantizer is supported (IndexTTS-2.5 uses one)")
+        scale = int(section.get("downsample_scale", 2) or 1)
+        if scale != 2:
+            raise ConfigError(
+                f"semantic_codec: downsample_scale {scale} is not supported (IndexTTS-2.5's codec halves "
+                "the frame rate: 2)"
+            )
+        return cls(
+            hidden_size=int(section.get("hidden_size", 1024)),
+            codebook_size=int(section.get("codebook_size", 8192)),
+            codebook_dim=int(section.get("codebook_dim", 8)),
+            vocos_dim=int(section.get("vocos_dim", 384)),
+            vocos_intermediate_dim=int(section.get("vocos_intermediate_dim", 2048)),
+            vocos_num_layers=int(section.get("vocos_num_layers", 12)),
+            frames_per_code=scale,
+        )
+
+    def load(self, path: str | Path, *, assign: bool = False) -> None:
+        """Load ``codec.pth`` (``{'model': state dict}``) strictly; the encoder half is named and skipped.
+
+        Raises:
+            CheckpointError: unreadable file, no ``model`` entry, or a key or shape that does not fit.
+        """
+        data = read_torch_file(path)
+        state = data.get("model") if isinstance(data, dict) else None
+        if not isinstance(state, dict):
+            raise CheckpointError(path, "expected a dict with a 'model' state dict (the codec.pth layout)")
+        load_into(self, state, source=path, ignore_unexpected=_DECODER_UNUSED_KEYS, assign=assign)
+
+    @property
+    def _vq(self) -> _FactorizedVQ:
+        return cast(_FactorizedVQ, self.quantizer.quantizers[0])
+
+    def vq2emb(self, codes: torch.Tensor) -> torch.Tensor:
+        """``(B, N)`` codes -> ``(B, W, N)`` embeddings (official ``quantizer.vq2emb``, channels first)."""
+        if codes.dim() != 2:
+            raise InvalidInput(f"codes must have shape (batch, codes), got {tuple(codes.shape)}")
+        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size):
+            raise InvalidInput(
+                f"semantic codes must lie in [0, {self.codebook_size}), got out-of-range codes"
+            )
+        return self._vq.embed(codes.long())
+
+    def decoded(self, embedding: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The Vocos decoder and its Linear: ``(B, W, N) -> (B, N, W)`` (``decoder_out``)."""
+        hidden = self.decoder[0](embedding, mask)  # (B, N, vocos_dim)
+        out: torch.Tensor = self.decoder[1](hidden)
+        return out
+
+    def decode(self, codes: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``EnhancedCodec.decode``: ``(B, N)`` codes -> ``(B, frames_per_code * N, W)`` content features.
+
+        Args:
+            codes: int codes, padded along time.
+            lengths: ``(B,)`` valid codes per row (default: all). Each row then equals its own
+                decode alone; frames past ``frames_per_code * lengths[b]`` are zero.
+        """
+        count = codes.shape[1]
+        mask = None
+        if lengths is not None and bool((lengths < count).any()):
+            lengths = lengths.to(codes.device)
+            mask = (torch.arange(count, device=codes.device)[None, :] < lengths[:, None]).unsqueeze(1)
+        embedding = self.vq2emb(codes)  # (B, W, N)
+        dtype = embedding.dtype
+        decoded = self.decoded(embedding, None if mask is None else mask.to(dtype))  # (B, N, W)
+        upsampled = F.interpolate(decoded.transpose(1, 2), scale_factor=self.frames_per_code, mode="nearest")
+        if mask is not None:
+            wide = mask.repeat_interleave(self.frames_per_code, dim=2).to(dtype)  # (B, 1, 2N)
+            upsampled = upsampled * wide
+            out: torch.Tensor = (self.up(upsampled) * wide).transpose(1, 2)
+            return out
+        return self.up(upsampled).transpose(1, 2)

@@ -20,7 +20,7 @@ from indextts2.errors import ConfigError
 
 __all__ = ["PRESETS", "ModelConfig", "load_config", "load_preset"]
 
-PRESETS: tuple[str, ...] = ("tiny", "full")
+PRESETS: tuple[str, ...] = ("tiny", "full", "tiny-2.5", "full-2.5")
 
 
 def _fix_nones(value: Any) -> Any:
@@ -120,7 +120,8 @@ def load_config(
 
 
 def load_preset(name: str) -> ModelConfig:
-    """The config of a ``dummy`` load format: ``tiny`` (golden checkpoint sizes) or ``full`` (release)."""
+    """The config of a ``dummy`` load format: ``tiny`` / ``tiny-2.5`` (the golden checkpoints' sizes) or
+    ``full`` / ``full-2.5`` (release sizes) of IndexTTS-2 / IndexTTS-2.5."""
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; use one of {', '.join(PRESETS)}")
     root = resources.files("indextts2.model.presets") / name

@@ -9,6 +9,13 @@ class does, and where it lives here:
 - ``inference_speech``: :mod:`indextts2.model.decoding` (our own decode loop and KV cache);
 - ``forward`` (the "latent" pass): :meth:`UnifiedVoice.latents`.
 
+Two speaker-conditioning modes (the official ``spk_cond_mode``), chosen by the model family:
+
+- ``conformer`` (IndexTTS-2): 32 perceiver latents of the speaker's w2v-BERT features, then the two
+  ``speed_emb`` rows: 34 conditioning rows;
+- ``campplus`` (IndexTTS-2.5): ``spk_emb_proj`` of the CAMPPlus style, then two zero rows: 3 rows;
+  and a language vector (``lang_embedding``, 107 rows) added to every text row of the prompt.
+
 Lengths (the official quirk Q3 of the goldens): the official infer passes the FEATURE WIDTH of the
 w2v-BERT features as the length of every conditioning clip, so the conformers mask frames at index >=
 1024 (which a 15 s clip never reaches with the release model; the tiny golden checkpoint, 64 wide,
@@ -38,6 +45,8 @@ from indextts2.model.loading import load_into, read_torch_file
 from indextts2.model.perceiver import PerceiverResampler
 
 __all__ = [
+    "LANGUAGE_ROWS",
+    "SPEAKER_MODES",
     "GPTConfig",
     "UnifiedVoice",
     "build_dummy_gpt",
@@ -50,6 +59,11 @@ logger = logging.getLogger(__name__)
 CONDITION_LATENTS = 32  # UnifiedVoice(condition_num_latent=32): perceiver outputs for the speaker
 SPEED_EMBEDDINGS = 2  # speed_emb rows; the prompt uses row 1 then row 0 (official order)
 CONDITION_TYPE = "conformer_perceiver"
+SPEAKER_MODES = ("conformer", "campplus")
+# campplus mode: Embedding(len(LANGUAGE_DICT) + 1, dim), a literal of the official code (106 languages).
+LANGUAGE_ROWS = 107
+# campplus mode: the speaker row and two zero rows (the official code's literal 2).
+CAMPPLUS_ZERO_ROWS = 2
 
 
 def official_condition_lengths(features: torch.Tensor) -> torch.Tensor:
@@ -66,7 +80,9 @@ def merge_emotion_vectors(speaker: torch.Tensor, emotion: torch.Tensor, alpha: f
 class GPTConfig:
     """The sizes and special tokens of UnifiedVoice, from config.yaml's ``gpt`` section.
 
-    ``semantic_width`` is the w2v-BERT feature width that the official code hard-codes as 1024.
+    ``semantic_width`` is the w2v-BERT feature width that the official code hard-codes as 1024;
+    ``style_width`` the CAMPPlus style size (``spk_emb_proj``'s input, hard-coded 192);
+    ``speaker_mode`` one of :data:`SPEAKER_MODES`.
     """
 
     model_dim: int
@@ -83,9 +99,20 @@ class GPTConfig:
     condition_module: Mapping[str, Any]
     emo_condition_module: Mapping[str, Any]
     semantic_width: int
+    speaker_mode: str = "conformer"
+    style_width: int = 192
+
+    @property
+    def conditioning_rows(self) -> int:
+        """Rows of the conditioning block in front of the text: 34 (conformer) or 3 (campplus)."""
+        if self.speaker_mode == "campplus":
+            return 1 + CAMPPLUS_ZERO_ROWS
+        return CONDITION_LATENTS + SPEED_EMBEDDINGS
 
     @classmethod
-    def from_model_config(cls, config: ModelConfig) -> GPTConfig:
+    def from_model_config(cls, config: ModelConfig, *, speaker_mode: str = "conformer") -> GPTConfig:
+        if speaker_mode not in SPEAKER_MODES:
+            raise ConfigError(f"unknown speaker mode {speaker_mode!r}; use one of {', '.join(SPEAKER_MODES)}")
         section = config.section("gpt")
         unsupported = [
             name
@@ -120,6 +147,8 @@ class GPTConfig:
                 condition_module=dict(section["condition_module"]),
                 emo_condition_module=dict(section["emo_condition_module"]),
                 semantic_width=config.semantic_width,
+                speaker_mode=speaker_mode,
+                style_width=int(config.section("s2mel", "style_encoder", "dim")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(
@@ -158,15 +187,18 @@ class UnifiedVoice(nn.Module):
         self.config = config
         dim, width = config.model_dim, config.semantic_width
         cond, emo = config.condition_module, config.emo_condition_module
-        self.conditioning_encoder = _conformer(width, cond)
-        self.perceiver_encoder = PerceiverResampler(
-            dim=dim,
-            dim_context=int(cond["output_size"]),
-            num_latents=CONDITION_LATENTS,
-            heads=int(cond["attention_heads"]),
-            ff_mult=float(cond["perceiver_mult"]),
-        )
-        self.speed_emb = nn.Embedding(SPEED_EMBEDDINGS, dim)
+        if config.speaker_mode == "campplus":
+            self.spk_emb_proj = nn.Linear(config.style_width, dim)
+        else:
+            self.conditioning_encoder = _conformer(width, cond)
+            self.perceiver_encoder = PerceiverResampler(
+                dim=dim,
+                dim_context=int(cond["output_size"]),
+                num_latents=CONDITION_LATENTS,
+                heads=int(cond["attention_heads"]),
+                ff_mult=float(cond["perceiver_mult"]),
+            )
+            self.speed_emb = nn.Embedding(SPEED_EMBEDDINGS, dim)
         self.emo_conditioning_encoder = _conformer(width, emo)
         # The emotion perceiver works at the semantic width; emovec_layer brings it to the GPT width.
         self.emo_perceiver_encoder = PerceiverResampler(
@@ -177,6 +209,8 @@ class UnifiedVoice(nn.Module):
             ff_mult=float(emo["perceiver_mult"]),
         )
         self.text_embedding = nn.Embedding(config.number_text_tokens + 1, dim)
+        if config.speaker_mode == "campplus":
+            self.lang_embedding = nn.Embedding(LANGUAGE_ROWS, dim)
         self.emo_layer = nn.Linear(dim, dim)
         self.emovec_layer = nn.Linear(width, dim)
         self.mel_embedding = nn.Embedding(config.number_mel_codes, dim)
@@ -194,12 +228,14 @@ class UnifiedVoice(nn.Module):
     # ------------------------------------------------------------------ construction and loading
 
     @classmethod
-    def from_config(cls, config: ModelConfig) -> UnifiedVoice:
+    def from_config(cls, config: ModelConfig, *, speaker_mode: str = "conformer") -> UnifiedVoice:
         """An untrained model (torch's default initialisers; seed it with ``model.dummy.seeded``)."""
-        return cls(GPTConfig.from_model_config(config))
+        return cls(GPTConfig.from_model_config(config, speaker_mode=speaker_mode))
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, config: ModelConfig) -> UnifiedVoice:
+    def from_checkpoint(
+        cls, path: str | Path, config: ModelConfig, *, speaker_mode: str = "conformer"
+    ) -> UnifiedVoice:
         """Load ``gpt.pth`` (a state dict, or ``{'model': state dict}``) without a second copy in memory.
 
         The module is built on the meta device and the memory-mapped checkpoint tensors are assigned
@@ -215,7 +251,7 @@ class UnifiedVoice(nn.Module):
         if not isinstance(state, dict):
             raise CheckpointError(path, "expected a state dict (or a dict with a 'model' state dict)")
         with torch.device("meta"):
-            model = cls.from_config(config)
+            model = cls.from_config(config, speaker_mode=speaker_mode)
         model.load(state, source=path, assign=True)
         return model.requires_grad_(False).eval()
 
@@ -251,11 +287,28 @@ class UnifiedVoice(nn.Module):
             )
         return encoder(features, lengths, as_cut=True)
 
+    def _require(self, mode: str, what: str) -> None:
+        if self.config.speaker_mode != mode:
+            raise InvalidInput(
+                f"{what} needs a GPT in {mode} speaker mode; this one is {self.config.speaker_mode}"
+            )
+
     def speaker_encoder_output(
         self, features: torch.Tensor, *, lengths: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The conditioning conformer's output ``(B, T', C)`` and its mask ``(B, 1, T')``."""
+        self._require("conformer", "the speaker conformer")
         return self._encode(self.conditioning_encoder, features, lengths)
+
+    def style_conditioning(self, style: torch.Tensor) -> torch.Tensor:
+        """campplus mode: ``spk_emb_proj`` of CAMPPlus styles ``(B, 192)`` -> ``(B, 1, D)``."""
+        self._require("campplus", "style conditioning")
+        if style.ndim != 2 or style.shape[-1] != self.config.style_width:
+            raise InvalidInput(
+                f"speaker styles must be (batch, {self.config.style_width}), got {tuple(style.shape)}"
+            )
+        projected: torch.Tensor = self.spk_emb_proj(style)
+        return projected.unsqueeze(1)
 
     def speaker_conditioning(
         self, features: torch.Tensor, *, lengths: torch.Tensor | None = None
@@ -271,23 +324,50 @@ class UnifiedVoice(nn.Module):
         latents: torch.Tensor = self.perceiver_encoder(encoded, mask.squeeze(1))
         return latents
 
+    def emotion_encoder_output(
+        self, features: torch.Tensor, *, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The emotion conformer's output ``(B, T', C)`` and its mask ``(B, 1, T')``."""
+        return self._encode(self.emo_conditioning_encoder, features, lengths)
+
+    def emotion_pooled(self, encoded: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The emotion perceiver's one latent ``(B, 1, W)`` of a conformer output and its mask."""
+        pooled: torch.Tensor = self.emo_perceiver_encoder(encoded, mask.squeeze(1))
+        return pooled
+
     def emotion_vector(self, features: torch.Tensor, *, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """The emotion vector ``(B, D)`` of a clip's w2v-BERT features (official ``get_emovec``)."""
-        encoded, mask = self._encode(self.emo_conditioning_encoder, features, lengths)
-        pooled = self.emo_perceiver_encoder(encoded, mask.squeeze(1)).squeeze(1)  # (B, W)
+        encoded, mask = self.emotion_encoder_output(features, lengths=lengths)
+        pooled = self.emotion_pooled(encoded, mask).squeeze(1)  # (B, W)
         vector: torch.Tensor = self.emo_layer(self.emovec_layer(pooled))
         return vector
 
     # ------------------------------------------------------------------ prompts
 
-    def _conditioning_block(self, latents: torch.Tensor, emotion: torch.Tensor) -> torch.Tensor:
-        """[latents + emotion] [speed_emb(1)] [speed_emb(0)]: ``(B, 34, D)``."""
+    def conditioning_block(self, latents: torch.Tensor, emotion: torch.Tensor) -> torch.Tensor:
+        """conformer: [latents + emotion] [speed_emb(1)] [speed_emb(0)], ``(B, 34, D)``;
+        campplus: [speaker row + emotion] [0] [0], ``(B, 3, D)``."""
         batch = latents.shape[0]
-        speed = self.speed_emb(torch.tensor([1, 0], device=latents.device)).unsqueeze(0).expand(batch, -1, -1)
-        return torch.cat((latents + emotion.unsqueeze(1), speed), dim=1)
+        if self.config.speaker_mode == "campplus":
+            tail = latents.new_zeros(batch, CAMPPLUS_ZERO_ROWS, latents.shape[-1])
+        else:
+            speed = self.speed_emb(torch.tensor([1, 0], device=latents.device))
+            tail = speed.unsqueeze(0).expand(batch, -1, -1)
+        return torch.cat((latents + emotion.unsqueeze(1), tail), dim=1)
 
-    def _text_block(self, text_ids: torch.Tensor) -> torch.Tensor:
-        """[start_text, ids, stop_text] embedded with text positions 0..L+1: ``(L+2, D)``."""
+    def language_vector(self, language: int) -> torch.Tensor:
+        """campplus mode: the ``lang_embedding`` row of a language id, ``(D,)``."""
+        self._require("campplus", "a language vector")
+        if not 0 <= language < LANGUAGE_ROWS:
+            raise InvalidInput(f"language ids must lie in [0, {LANGUAGE_ROWS}), got {language}")
+        vector: torch.Tensor = self.lang_embedding.weight[language]
+        return vector
+
+    def _text_block(self, text_ids: torch.Tensor, language: int | None = None) -> torch.Tensor:
+        """[start_text, ids, stop_text] embedded with text positions 0..L+1: ``(L+2, D)``.
+
+        campplus mode adds the language vector to every row (start and stop included, quirk Q3).
+        """
         device = self.text_embedding.weight.device
         cfg = self.config
         ids = torch.cat(
@@ -299,6 +379,12 @@ class UnifiedVoice(nn.Module):
         )
         positions = torch.arange(ids.shape[0], device=device)
         embedded: torch.Tensor = self.text_embedding(ids) + self.text_pos_embedding(positions)
+        if self.config.speaker_mode == "campplus":
+            if language is None:
+                raise InvalidInput("this model needs a language id for every text (campplus mode)")
+            embedded = embedded + self.language_vector(language)
+        elif language is not None:
+            raise InvalidInput("this model has no language embedding; give no language id")
         return embedded
 
     def _check_text(self, text_ids: torch.Tensor) -> None:
@@ -317,32 +403,42 @@ class UnifiedVoice(nn.Module):
             raise InvalidInput(f"text ids must lie in [0, {self.config.number_text_tokens}]")
 
     def prompt_embeddings(
-        self, latents: torch.Tensor, emotion: torch.Tensor, text_ids: Sequence[torch.Tensor]
+        self,
+        latents: torch.Tensor,
+        emotion: torch.Tensor,
+        text_ids: Sequence[torch.Tensor],
+        languages: Sequence[int] | None = None,
     ) -> list[torch.Tensor]:
-        """The decoding prefix of each row, ``(34 + L_i + 2, D)`` (official ``prepare_gpt_inputs``).
+        """The decoding prefix of each row, ``(rows + L_i + 2, D)`` (official ``prepare_gpt_inputs``).
 
-        [32 latents + emotion vector] [speed_emb(1)] [speed_emb(0)] [start_text, text, stop_text] with
+        [conditioning block (:attr:`GPTConfig.conditioning_rows`)] [start_text, text, stop_text] with
         text positions from 0. As in the official code, text ids equal to the start or stop text token
-        (0, 1) are dropped here (they are kept in :meth:`latents`). The start-of-mel token is not
-        included (:func:`indextts2.model.decoding.prefill` appends it).
+        (0, 1) are dropped here (they are kept in :meth:`latents`); the official code puts one
+        masked zero row on the left for each id it drops, which changes nothing and is not built.
+        The start-of-mel token is not included (:func:`indextts2.model.decoding.prefill` appends it).
 
         Args:
-            latents: ``(B, 32, D)`` from :meth:`speaker_conditioning`.
+            latents: ``(B, 32, D)`` from :meth:`speaker_conditioning`, or ``(B, 1, D)`` from
+                :meth:`style_conditioning` (campplus mode).
             emotion: ``(B, D)`` emotion vectors.
             text_ids: B 1-D tensors of token ids.
+            languages: campplus mode: B language ids (``lang_embedding`` rows); else None.
         """
         if len(text_ids) != latents.shape[0] or emotion.shape[0] != latents.shape[0]:
             raise InvalidInput(
                 f"batch sizes differ: {latents.shape[0]} latents, {emotion.shape[0]} emotion vectors, "
                 f"{len(text_ids)} texts"
             )
-        conditioning = self._conditioning_block(latents, emotion)
+        if languages is not None and len(languages) != len(text_ids):
+            raise InvalidInput(f"{len(languages)} language ids for {len(text_ids)} texts")
+        conditioning = self.conditioning_block(latents, emotion)
         cfg = self.config
         prompts = []
         for row, ids in enumerate(text_ids):
             self._check_text(ids)
             kept = ids[(ids != cfg.start_text_token) & (ids != cfg.stop_text_token)]
-            prompts.append(torch.cat((conditioning[row], self._text_block(kept)), dim=0))
+            language = None if languages is None else int(languages[row])
+            prompts.append(torch.cat((conditioning[row], self._text_block(kept, language)), dim=0))
         return prompts
 
     def mel_embeddings(self, codes: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
@@ -376,9 +472,10 @@ class UnifiedVoice(nn.Module):
             latents: ``(B, 32, D)`` conditioning latents; emotion: ``(B, D)``.
             text_ids: B 1-D token-id tensors; codes: B 1-D code tensors (cut before the stop code).
         """
+        self._require("conformer", "the latent pass")
         if not (len(text_ids) == len(codes) == latents.shape[0] == emotion.shape[0]):
             raise InvalidInput("latents, emotion vectors, texts and codes must have the same batch size")
-        conditioning = self._conditioning_block(latents, emotion)
+        conditioning = self.conditioning_block(latents, emotion)
         device = conditioning.device
         cfg = self.config
         sequences, mel_starts, counts = [], [], []
@@ -405,8 +502,8 @@ class UnifiedVoice(nn.Module):
         ]
 
 
-def build_dummy_gpt(config: ModelConfig) -> UnifiedVoice:
+def build_dummy_gpt(config: ModelConfig, *, speaker_mode: str = "conformer") -> UnifiedVoice:
     """The ``dummy`` load format's GPT: seeded random weights (torch's initialisers), eval mode."""
     with seeded("gpt"):
-        model = UnifiedVoice.from_config(config)
+        model = UnifiedVoice.from_config(config, speaker_mode=speaker_mode)
     return model.requires_grad_(False).eval()

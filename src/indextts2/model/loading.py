@@ -134,18 +134,23 @@ def load_into(
 S2MEL_PARTS = ("cfm", "length_regulator", "gpt_layer")
 
 
-def read_s2mel_checkpoint(path: str | Path) -> dict[str, dict[str, torch.Tensor]]:
-    """The three state dicts of ``s2mel.pth``: ``{'net': {'cfm', 'length_regulator', 'gpt_layer'}}``.
+def read_s2mel_checkpoint(path: str | Path, *, gpt_layer: bool = True) -> dict[str, dict[str, torch.Tensor]]:
+    """The state dicts of ``s2mel.pth``: ``{'net': {'cfm', 'length_regulator', 'gpt_layer'}}``.
 
-    DataParallel ``module.`` prefixes are stripped. Other entries of ``net`` (training-only modules)
-    are ignored; a missing part is an error.
+    ``gpt_layer`` False: the IndexTTS-2.5 layout, which has none (one present is then an error:
+    the file belongs to another model family). DataParallel ``module.`` prefixes are stripped.
+    Other entries of ``net`` (training-only modules) are ignored; a missing part is an error.
     """
     data = read_torch_file(path)
     net = data.get("net") if isinstance(data, dict) else None
     if not isinstance(net, dict):
         raise CheckpointError(path, "expected a dict with a 'net' entry (the s2mel checkpoint layout)")
     parts: dict[str, dict[str, torch.Tensor]] = {}
-    for name in S2MEL_PARTS:
+    if not gpt_layer and "gpt_layer" in net:
+        raise CheckpointError(
+            path, "unexpected key net.gpt_layer: this s2mel.pth is IndexTTS-2's, the model is IndexTTS-2.5's"
+        )
+    for name in S2MEL_PARTS if gpt_layer else S2MEL_PARTS[:2]:
         if name not in net or not isinstance(net[name], dict):
             raise CheckpointError(path, f"missing key net.{name}")
         parts[name] = strip_prefix(net[name], "module.")

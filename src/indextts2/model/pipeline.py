@@ -1,16 +1,19 @@
 """The whole IndexTTS2 network stack and its stages, batched.
 
-:class:`TTSModel` owns every network (voice encoder, GPT, s2mel, BigVGAN, emotion exemplars, and
-the optional text-emotion model) and runs the stages of the official ``infer`` on batches of
-independent segments. It knows nothing of text, caching or requests: the Synthesizer (and later the
-engine) decides what goes into a batch.
+:class:`TTSModel` owns every network (voice encoder, GPT, s2mel, BigVGAN, emotion exemplars, the
+IndexTTS-2.5 codec decoder, and the optional text-emotion model) and runs the stages of the official
+``infer`` on batches of independent segments. It knows nothing of text, caching or requests: the
+Synthesizer and the engine decide what goes into a batch. Where the model families differ it asks
+its :class:`~indextts2.model.family.ModelFamily`.
 
 Per segment the stages are (official ``IndexTTS2.infer_generator``):
 
-1. GPT decoding: [speaker latents + emotion vector, speed, text] -> semantic codes (~50 Hz);
-2. the latent pass: the GPT's hidden states at the codes;
-3. s2mel: ``gpt_layer(latent) + vq2emb(codes)`` -> length regulator -> flow matching after the
-   voice's prompt -> mel (~86 Hz);
+1. GPT decoding: [speaker conditioning + emotion vector, text (+ language)] -> semantic codes
+   (~50 Hz for IndexTTS-2, ~25 Hz for IndexTTS-2.5);
+2. content: the GPT latents of the codes (IndexTTS-2's latent pass) or the codec decoder's
+   features (IndexTTS-2.5, two frames per code);
+3. s2mel: content (``gpt_layer(latent) + vq2emb(codes)`` in IndexTTS-2) -> length regulator -> flow
+   matching after the voice's prompt -> mel (~86 Hz);
 4. BigVGAN: mel -> 22.05 kHz waveform.
 """
 
@@ -27,14 +30,16 @@ from torch import nn
 
 from indextts2.errors import InvalidInput, ModelFilesMissing
 from indextts2.model.bigvgan import BigVGAN
+from indextts2.model.codec import CodecDecoder
 from indextts2.model.config import ModelConfig, load_preset
 from indextts2.model.decoding import GeneratedCodes, generate_codes
 from indextts2.model.dummy import perturb_constant_parameters, seeded
 from indextts2.model.emotion import EmotionExemplars, emotion_vector
+from indextts2.model.family import ModelFamily, family_named, family_of_preset
 from indextts2.model.flow import FlowOptions
 from indextts2.model.gpt import UnifiedVoice, build_dummy_gpt
-from indextts2.model.s2mel import CODES_TO_MEL_FRAMES, S2Mel, S2MelOutput, S2MelSolve, mel_frames_for_codes
-from indextts2.model.voice import VoiceEncoder
+from indextts2.model.s2mel import CODES_TO_MEL_FRAMES, S2Mel, S2MelOutput, S2MelSolve
+from indextts2.model.voice import VoiceCheckpointFiles, VoiceEncoder
 from indextts2.model.voice_types import EmotionConditioning, VoiceConditioning
 from indextts2.options import Emotion, GenerationOptions
 
@@ -58,16 +63,19 @@ class Segment:
     Attributes:
         text_ids: ``(L,)`` int64 token ids of the segment.
         voice: the speaker's conditioning (a batch of one).
-        speaker_latents: ``(1, 32, D)`` the GPT's conditioning latents of that speaker.
+        speaker_latents: ``(1, R, D)`` the GPT's speaker rows (:meth:`TTSModel.speaker_latents`: 32
+            perceiver latents in IndexTTS-2, the projected style in IndexTTS-2.5).
         emotion: ``(1, D)`` the request's emotion vector.
         generation: sampling settings of the request.
         flow: flow-matching settings of the request.
         generator: the segment's random generator for GPT sampling.
         index: the segment's position in its request (for the noise source and logs).
-        speed: speaking-rate factor (1 = the model's own; see :func:`mel_frames_for_codes`).
+        speed: speaking-rate factor (1 = the model's own; see :meth:`ModelFamily.mel_frames`).
         noise_generator: the source of the flow's noise (:class:`NoiseStream`); None: ``generator``
             after decoding. A generator of its own keeps the audio independent of how many random
             draws decoding made (a batching engine may draw differently for finished rows).
+        language: the ``lang_embedding`` row of the segment's language (IndexTTS-2.5), else None.
+        duration: IndexTTS-2.5's duration factor (the length regulator's target scale).
     """
 
     text_ids: torch.Tensor
@@ -80,6 +88,8 @@ class Segment:
     index: int = 0
     speed: float = 1.0
     noise_generator: torch.Generator | None = None
+    language: int | None = None
+    duration: float = 1.0
 
 
 NOISE_BLOCK_FRAMES = 64  # the flow noise is drawn in blocks of this many frames (see NoiseStream)
@@ -114,20 +124,21 @@ class NoiseStream:
 class MelPiece:
     """Codes of one segment to be turned into mel, and where they sit in the segment.
 
-    A whole segment is ``MelPiece(segment, codes, latents)``; a streamed piece covers codes
+    A whole segment is ``MelPiece(segment, codes, content)``; a streamed piece covers codes
     ``[start, start + n)`` and the mel frames ``[first_frame, first_frame + frames)`` of the segment.
 
     Attributes:
         segment: the segment it belongs to.
         codes: ``(n,)`` int64 codes on the model's device.
-        latents: ``(n, D)`` their GPT latents (:meth:`TTSModel.latent_pass`).
+        content: their content rows (:meth:`TTSModel.content_pass`): ``(n, D)`` GPT latents, or
+            ``(2n, W)`` codec features (IndexTTS-2.5).
         first_frame: the segment's mel frame the piece starts at.
-        frames: target mel frames (None: the rule of :func:`mel_frames_for_codes`).
+        frames: target mel frames (None: the family's rule, :meth:`TTSModel.mel_frames`).
     """
 
     segment: Segment
     codes: torch.Tensor
-    latents: torch.Tensor
+    content: torch.Tensor
     first_frame: int = 0
     frames: int | None = None
 
@@ -148,7 +159,7 @@ class SegmentResult:
 
 
 class TTSModel(nn.Module):
-    """Every network of IndexTTS2, on one device.
+    """Every network of one IndexTTS2 model (either family), on one device.
 
     Build with :meth:`from_files` (a checkpoint directory, via the model store) or :meth:`dummy`
     (seeded random weights from a preset config). The GPT may run in a reduced precision
@@ -158,18 +169,24 @@ class TTSModel(nn.Module):
     def __init__(
         self,
         *,
+        family: ModelFamily,
         config: ModelConfig,
         voice_encoder: VoiceEncoder,
         gpt: UnifiedVoice,
         s2mel: S2Mel,
         vocoder: BigVGAN,
         exemplars: EmotionExemplars,
+        codec: CodecDecoder | None = None,
         qwen_emotion_dir: Path | None = None,
         dummy_emotion_model: bool = False,
         random_weights: bool = False,
     ) -> None:
         super().__init__()
+        if (codec is None) == (family.content_frames_per_code > 1):
+            raise InvalidInput(f"{family.name} {'needs a' if codec is None else 'has no'} codec decoder")
+        self.family = family
         self.config = config
+        self.codec = codec
         self.voice_encoder = voice_encoder
         self.gpt = gpt
         self.s2mel = s2mel
@@ -187,32 +204,52 @@ class TTSModel(nn.Module):
 
     @classmethod
     def from_files(cls, files: ModelFiles) -> TTSModel:
-        """Load a model in the official checkpoints layout (see :func:`indextts2.store.resolve_model`)."""
+        """Load a model in the official checkpoints layout (see :func:`indextts2.store.resolve_model`).
+
+        Every file is loaded strictly: a missing, unexpected or mis-shaped tensor is a
+        :class:`~indextts2.errors.CheckpointError` naming the file and the key.
+        """
+        family = family_named(files.family)
         config = files.load_config()
-        s2mel = S2Mel.from_checkpoint(config, files.s2mel)
+        codec = None
+        if files.codec is not None:
+            codec = CodecDecoder.from_config(config.section("semantic_codec"))
+            codec.load(files.codec)
         return cls(
+            family=family,
             config=config,
-            voice_encoder=VoiceEncoder.from_checkpoint(files.root, config=config),
-            gpt=UnifiedVoice.from_checkpoint(files.gpt, config),
-            s2mel=s2mel,
+            voice_encoder=VoiceEncoder.from_checkpoint(
+                files.root, config=config, files=VoiceCheckpointFiles.of(files)
+            ),
+            gpt=UnifiedVoice.from_checkpoint(files.gpt, config, speaker_mode=family.speaker_mode),
+            s2mel=S2Mel.from_checkpoint(config, files.s2mel, gpt_layer=family.s2mel_gpt_layer),
             vocoder=BigVGAN.from_checkpoint(config, files.bigvgan_weights),
             exemplars=EmotionExemplars.from_files(config, files.root),
+            codec=codec,
             qwen_emotion_dir=files.qwen_emotion,
         ).eval()
 
     @classmethod
     def dummy(cls, preset: str) -> TTSModel:
-        """Seeded random weights at the sizes of ``preset`` (``tiny`` or ``full``); no file is read."""
+        """Seeded random weights at the sizes of ``preset`` (``tiny``, ``full``, ``tiny-2.5``,
+        ``full-2.5``); no file is read."""
+        family = family_of_preset(preset)
         config = load_preset(preset)
         with seeded("emotion_exemplars"):
             exemplars = EmotionExemplars.random(config)
+        codec = None
+        if family.content_frames_per_code > 1:
+            with seeded("codec"):
+                codec = CodecDecoder.from_config(config.section("semantic_codec"))
         model = cls(
+            family=family,
             config=config,
-            voice_encoder=VoiceEncoder.dummy(config),
-            gpt=build_dummy_gpt(config),
-            s2mel=S2Mel.dummy(config),
+            voice_encoder=VoiceEncoder.dummy(config, codec=family.semantic_codec),
+            gpt=build_dummy_gpt(config, speaker_mode=family.speaker_mode),
+            s2mel=S2Mel.dummy(config, gpt_layer=family.s2mel_gpt_layer),
             vocoder=BigVGAN.dummy(config),
             exemplars=exemplars,
+            codec=codec,
             dummy_emotion_model=True,
             random_weights=True,
         )
@@ -243,20 +280,25 @@ class TTSModel(nn.Module):
         return self.gpt.config.stop_mel_token
 
     @property
+    def prompt_overhead(self) -> int:
+        """Decoding positions a prompt takes besides its text: the conditioning rows, the start and
+        stop text tokens and the start code (37 for IndexTTS-2, 6 for IndexTTS-2.5)."""
+        return self.gpt.config.conditioning_rows + 3
+
+    @property
     def codes_per_second(self) -> float:
-        """Semantic codes per second of audio (~50 for IndexTTS2): the s2mel rule at speed 1."""
-        return self.sample_rate / self.vocoder.hop_size / CODES_TO_MEL_FRAMES
+        """Semantic codes per second of audio at speed 1, by the s2mel rule: ~50 for IndexTTS-2, ~25 for
+        IndexTTS-2.5 (each code gives two content frames)."""
+        frames_per_code = CODES_TO_MEL_FRAMES * self.family.content_frames_per_code
+        return self.sample_rate / self.vocoder.hop_size / frames_per_code
 
     # ------------------------------------------------------------------------------ conditioning
 
     @torch.inference_mode()
     def speaker_latents(self, voice: VoiceConditioning) -> torch.Tensor:
-        """The GPT's 32 conditioning latents of one voice: ``(1, 32, D)`` in the GPT's dtype.
-
-        Lengths are left to the official rule (quirk Q3), so that results match the official code.
-        """
-        features = voice.speaker_features.to(self.device, self.gpt_dtype)
-        return self.gpt.speaker_conditioning(features)
+        """The GPT's speaker rows of one voice, ``(1, R, D)`` in the GPT's dtype (the family's rule:
+        32 perceiver latents of the w2v-BERT features, or the projected CAMPPlus style)."""
+        return self.family.speaker_conditioning(self, voice)
 
     @torch.inference_mode()
     def emotion_vector(
@@ -312,6 +354,19 @@ class TTSModel(nn.Module):
 
     # ------------------------------------------------------------------------------ segments
 
+    def prompts(self, segments: Sequence[Segment]) -> list[torch.Tensor]:
+        """The GPT's decoding prefix of each segment (:meth:`UnifiedVoice.prompt_embeddings`)."""
+        languages = [s.language for s in segments]
+        given = [language for language in languages if language is not None]
+        if given and len(given) != len(languages):
+            raise InvalidInput("segments decoded together must all have a language id, or none")
+        return self.gpt.prompt_embeddings(
+            torch.cat([s.speaker_latents for s in segments]),
+            torch.cat([s.emotion for s in segments]),
+            [s.text_ids.to(self.device) for s in segments],
+            given or None,
+        )
+
     @torch.inference_mode()
     def decode(
         self, segments: Sequence[Segment], *, min_codes: Sequence[int] | None = None
@@ -321,11 +376,7 @@ class TTSModel(nn.Module):
         ``min_codes`` (per segment) refuses the stop code until that many codes exist
         (:func:`~indextts2.model.decoding.generate_codes`).
         """
-        latents = torch.cat([s.speaker_latents for s in segments])
-        emotions = torch.cat([s.emotion for s in segments])
-        prompts = self.gpt.prompt_embeddings(
-            latents, emotions, [s.text_ids.to(self.device) for s in segments]
-        )
+        prompts = self.prompts(segments)
         return generate_codes(
             self.gpt,
             prompts,
@@ -342,7 +393,7 @@ class TTSModel(nn.Module):
         *,
         noise_source: NoiseSource | None = None,
     ) -> list[SegmentResult]:
-        """Latent pass, s2mel and BigVGAN for segments whose codes are known (batched).
+        """Content (latent pass or codec), s2mel and BigVGAN for segments whose codes are known (batched).
 
         Segments with no code at all (the GPT stopped at once) give an empty waveform.
         """
@@ -355,8 +406,8 @@ class TTSModel(nn.Module):
         if active:
             chosen = [segments[i] for i in active]
             code_list = [codes[i].codes.to(self.device) for i in active]
-            latents = self.latent_pass(chosen, code_list)
-            pieces = [MelPiece(s, c, x) for s, c, x in zip(chosen, code_list, latents, strict=True)]
+            content = self.content_pass(chosen, code_list)
+            pieces = [MelPiece(s, c, x) for s, c, x in zip(chosen, code_list, content, strict=True)]
             streams = [NoiseStream(self.noise_generator(s), self.s2mel.mel_bins) for s in chosen]
             waves = self.vocode(
                 self.begin_mel(pieces, noise=self.flow_noise(pieces, streams, noise_source)).run()
@@ -373,27 +424,28 @@ class TTSModel(nn.Module):
         return segment.generator if segment.noise_generator is None else segment.noise_generator
 
     @torch.inference_mode()
-    def latent_pass(self, segments: Sequence[Segment], codes: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        """The GPT latents ``(n_i, D)`` (float32) of each segment's codes, in one batch.
+    def content_pass(
+        self,
+        segments: Sequence[Segment],
+        codes: Sequence[torch.Tensor],
+        starts: Sequence[int] | None = None,
+    ) -> list[torch.Tensor]:
+        """Each segment's content rows (float32) for s2mel, from the code ``starts[i]`` on, in one batch.
 
-        The pass is causal: the latents of the first k codes do not depend on the later ones, so a
-        streamed piece may take the rows it needs from a pass over the codes known so far.
+        IndexTTS-2: the GPT latents of the codes (one row per code; the pass is causal, so the rows
+        of the first k codes do not depend on later ones). IndexTTS-2.5: the codec decoder's
+        features (two rows per code; each row sees a few codes on either side, so a streamed piece
+        decoded without its right context differs near its end).
         """
-        device = self.device
-        latents = self.gpt.latents(
-            torch.cat([s.speaker_latents for s in segments]),
-            torch.cat([s.emotion for s in segments]),
-            [s.text_ids.to(device) for s in segments],
-            [c.to(device) for c in codes],
-        )
-        return [x.float() for x in latents]
+        content = self.family.content(self, segments, codes)
+        if starts is None:
+            return content
+        per_code = self.family.content_frames_per_code
+        return [rows[per_code * start :] for rows, start in zip(content, starts, strict=True)]
 
     def mel_frames(self, segment: Segment, codes: int) -> int:
-        """Mel frames of a segment's first ``codes`` codes (the s2mel rule, the segment's speed)."""
-        if codes <= 0:
-            return 0
-        speed = None if segment.speed == 1.0 else torch.tensor([segment.speed])
-        return int(mel_frames_for_codes(torch.tensor([codes]), speed)[0])
+        """Mel frames of a segment's first ``codes`` codes (the family's rule at the segment's rate)."""
+        return self.family.mel_frames(codes, speed=segment.speed, duration=segment.duration)
 
     def flow_noise(
         self,
@@ -438,35 +490,21 @@ class TTSModel(nn.Module):
         if len(flows) > 1:
             raise InvalidInput("segments rendered together must use the same diffusion steps and cfg_rate")
         device = self.device
-        code_list = [p.codes.to(device) for p in pieces]
-        code_lengths = torch.tensor([c.numel() for c in code_list], device=device)
-        padded_codes = nn.utils.rnn.pad_sequence(code_list, batch_first=True)  # (B, N), 0-padded
-        latent = nn.utils.rnn.pad_sequence([p.latents.float() for p in pieces], batch_first=True)  # (B, N, D)
-        embedding = self.voice_encoder.codec.vq2emb(padded_codes)  # (B, N, W)
+        content, content_lengths = self.family.regulator_input(self, pieces)
         voices = VoiceConditioning.stack([s.voice.to(device) for s in segments])
-        speed = None
-        if any(s.speed != 1.0 for s in segments):
-            speed = torch.tensor([s.speed for s in segments], device=device)
-        target_lengths = None
-        if any(p.frames is not None for p in pieces):
-            target_lengths = torch.tensor(
-                [
-                    p.frames if p.frames is not None else self.mel_frames(p.segment, len(p.codes))
-                    for p in pieces
-                ],
-                device=device,
-            )
-        return self.s2mel.begin(
-            latent,
-            embedding,
+        target_lengths = torch.tensor(
+            [p.frames if p.frames is not None else self.mel_frames(p.segment, len(p.codes)) for p in pieces],
+            device=device,
+        )
+        return self.s2mel.begin_content(
+            content,
+            content_lengths=content_lengths,
             prompt_condition=voices.prompt_condition,
             prompt_mel=voices.prompt_mel,
             style=voices.speaker_style,
-            code_lengths=code_lengths,
             prompt_lengths=voices.mel_lengths,
             options=segments[0].flow,
             noise=noise,
-            speed=speed,
             target_lengths=target_lengths,
         )
 

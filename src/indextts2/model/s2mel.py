@@ -5,10 +5,15 @@ code; the length regulator stretches them to ``int(n_codes * 1.72)`` frames; the
 condition is put in front; flow matching generates a mel over prompt + target frames, with the
 voice's mel in the prompt frames; the prompt frames are cut off. The result is BigVGAN's input.
 
-``s2mel.pth`` is ``{'net': {'cfm', 'length_regulator', 'gpt_layer'}}``. It is loaded strictly:
-the only checkpoint entries not loaded are named (``dit.UNUSED_CHECKPOINT_KEYS``, the U-ViT skip
-layers of blocks that receive no skip, and the timestep frequency tables, which are recomputed and
-checked).
+IndexTTS-2.5 has no ``gpt_layer`` (``S2Mel(gpt_dim=None)``): its content features come from the
+codec decoder (two 50 Hz frames per 25 Hz code, :class:`~indextts2.model.codec.CodecDecoder`) and go
+to the length regulator as they are (:meth:`S2Mel.begin_content`), with
+``int(frames * 1.72 * duration_factor)`` target frames in float64 (:func:`mel_frames_for_content`).
+
+``s2mel.pth`` is ``{'net': {'cfm', 'length_regulator', 'gpt_layer'}}`` (no ``gpt_layer`` in 2.5).
+It is loaded strictly: the only checkpoint entries not loaded are named
+(``dit.UNUSED_CHECKPOINT_KEYS``, the U-ViT skip layers of blocks that receive no skip, and the
+timestep frequency tables, which are recomputed and checked).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ __all__ = [
     "concat_ragged",
     "cut_prompt",
     "mel_frames_for_codes",
+    "mel_frames_for_content",
 ]
 
 CODES_TO_MEL_FRAMES = 1.72  # infer_v2.py: target_lengths = (code_lens * 1.72).long()
@@ -57,6 +63,16 @@ def mel_frames_for_codes(code_lengths: torch.Tensor, speed: torch.Tensor | None 
     if speed is None:
         return frames.to(torch.int64)
     return (frames / speed.to(device=frames.device, dtype=torch.float32)).to(torch.int64).clamp(min=1)
+
+
+def mel_frames_for_content(frames: int, duration: float = 1.0) -> int:
+    """IndexTTS-2.5's target: ``int(frames * 1.72 * duration)`` for ``frames`` content frames.
+
+    Evaluated in Python float64, left to right (``(frames * 1.72) * duration``), then truncated, as
+    the official infer does (quirk Q8): exact or float32 arithmetic gives another integer for some
+    inputs (230 frames at 1.25: 988 here, 989 exactly). At least one frame.
+    """
+    return max(1, int(float(frames) * CODES_TO_MEL_FRAMES * float(duration)))
 
 
 def _lengths_mask(lengths: torch.Tensor, time: int) -> torch.Tensor:
@@ -122,22 +138,27 @@ def _default_lengths(
 
 
 class S2Mel(nn.Module):
-    """gpt_layer + length regulator + flow matching, with the official module names."""
+    """gpt_layer + length regulator + flow matching, with the official module names.
+
+    ``gpt_dim`` None builds no ``gpt_layer`` (IndexTTS-2.5).
+    """
 
     def __init__(
-        self, *, gpt_dim: int, semantic_width: int, regulator: LengthRegulator, dit: DiTConfig
+        self, *, gpt_dim: int | None, semantic_width: int, regulator: LengthRegulator, dit: DiTConfig
     ) -> None:
         super().__init__()
-        hidden, narrow = GPT_LAYER_WIDTHS
-        self.gpt_layer = nn.Sequential(
-            nn.Linear(gpt_dim, hidden), nn.Linear(hidden, narrow), nn.Linear(narrow, semantic_width)
-        )
+        self.gpt_layer: nn.Sequential | None = None
+        if gpt_dim is not None:
+            hidden, narrow = GPT_LAYER_WIDTHS
+            self.gpt_layer = nn.Sequential(
+                nn.Linear(gpt_dim, hidden), nn.Linear(hidden, narrow), nn.Linear(narrow, semantic_width)
+            )
         self.length_regulator = regulator
         self.cfm = FlowMatching(DiT(dit))
 
     @classmethod
-    def from_config(cls, config: ModelConfig) -> S2Mel:
-        """Build with default-initialised weights from a checkpoint's config."""
+    def from_config(cls, config: ModelConfig, *, gpt_layer: bool = True) -> S2Mel:
+        """Build with default-initialised weights from a checkpoint's config (``gpt_layer``: IndexTTS-2)."""
         s2mel = config.section("s2mel")
         regulator = LengthRegulator.from_config(config.section("s2mel", "length_regulator"))
         if int(s2mel["length_regulator"]["in_channels"]) != config.semantic_width:
@@ -148,22 +169,22 @@ class S2Mel(nn.Module):
         if int(s2mel["DiT"]["content_dim"]) != int(s2mel["length_regulator"]["channels"]):
             raise ConfigError("s2mel.DiT.content_dim must equal s2mel.length_regulator.channels")
         return cls(
-            gpt_dim=config.gpt_dim,
+            gpt_dim=config.gpt_dim if gpt_layer else None,
             semantic_width=config.semantic_width,
             regulator=regulator,
             dit=DiTConfig.from_config(s2mel),
         )
 
     @classmethod
-    def dummy(cls, config: ModelConfig) -> S2Mel:
+    def dummy(cls, config: ModelConfig, *, gpt_layer: bool = True) -> S2Mel:
         """Seeded random weights (the ``dummy`` load format), in eval mode."""
         with seeded("s2mel"):
-            return cls.from_config(config).eval()
+            return cls.from_config(config, gpt_layer=gpt_layer).eval()
 
     @classmethod
-    def from_checkpoint(cls, config: ModelConfig, path: str | Path) -> S2Mel:
+    def from_checkpoint(cls, config: ModelConfig, path: str | Path, *, gpt_layer: bool = True) -> S2Mel:
         """Build from ``config`` and load ``s2mel.pth``, in eval mode."""
-        model = cls.from_config(config)
+        model = cls.from_config(config, gpt_layer=gpt_layer)
         model.load_checkpoint(path)
         return model.eval()
 
@@ -173,8 +194,9 @@ class S2Mel(nn.Module):
         Raises:
             CheckpointError: unreadable file, missing part, or a key or shape that does not fit.
         """
-        parts = read_s2mel_checkpoint(path)
-        load_into(self.gpt_layer, parts["gpt_layer"], source=f"{path} (net.gpt_layer)")
+        parts = read_s2mel_checkpoint(path, gpt_layer=self.gpt_layer is not None)
+        if self.gpt_layer is not None:
+            load_into(self.gpt_layer, parts["gpt_layer"], source=f"{path} (net.gpt_layer)")
         self.length_regulator.load(parts["length_regulator"], source=path)
         self._load_cfm(parts["cfm"], source=f"{path} (net.cfm)")
 
@@ -229,6 +251,8 @@ class S2Mel(nn.Module):
             semantic_embedding: ``(B, N, semantic_width)`` the codes' codebook vectors (``vq2emb``,
                 transposed to time-major).
         """
+        if self.gpt_layer is None:
+            raise InvalidInput("this s2mel has no gpt_layer (IndexTTS-2.5): give content features instead")
         if latent.dim() != 3 or semantic_embedding.shape[:2] != latent.shape[:2]:
             raise InvalidInput(
                 f"latent {tuple(latent.shape)} and semantic_embedding {tuple(semantic_embedding.shape)} "
@@ -340,18 +364,53 @@ class S2Mel(nn.Module):
     ) -> S2MelSolve:
         """:meth:`generate` one flow step at a time (see :class:`S2MelSolve`); same arguments."""
         batch, codes = latent.shape[:2]
-        device = latent.device
-        code_lengths = _default_lengths(code_lengths, batch, codes, device)
+        code_lengths = _default_lengths(code_lengths, batch, codes, latent.device)
+        return self.begin_content(
+            self.content_features(latent, semantic_embedding),
+            content_lengths=code_lengths,
+            prompt_condition=prompt_condition,
+            prompt_mel=prompt_mel,
+            style=style,
+            prompt_lengths=prompt_lengths,
+            options=options,
+            noise=noise,
+            generator=generator,
+            speed=speed,
+            target_lengths=target_lengths,
+        )
+
+    @torch.inference_mode()
+    def begin_content(
+        self,
+        content: torch.Tensor,
+        *,
+        content_lengths: torch.Tensor,
+        prompt_condition: torch.Tensor,
+        prompt_mel: torch.Tensor,
+        style: torch.Tensor,
+        prompt_lengths: torch.Tensor | None = None,
+        options: FlowOptions | None = None,
+        noise: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        speed: torch.Tensor | None = None,
+        target_lengths: torch.Tensor | None = None,
+    ) -> S2MelSolve:
+        """:meth:`begin` from the length regulator's input ``(B, T, W)`` (``content_lengths`` frames each).
+
+        IndexTTS-2.5 passes the codec decoder's output with its own ``target_lengths``
+        (:func:`mel_frames_for_content`); without them the IndexTTS-2 rule applies.
+        """
+        batch = content.shape[0]
+        device = content.device
         prompt_lengths = _default_lengths(prompt_lengths, batch, prompt_mel.shape[-1], device)
         if prompt_condition.shape[0] != batch or bool((prompt_lengths > prompt_condition.shape[1]).any()):
             raise InvalidInput(
                 f"prompt_condition {tuple(prompt_condition.shape)} does not cover the prompt lengths "
                 f"{prompt_lengths.tolist()} of a batch of {batch}"
             )
-        content = self.content_features(latent, semantic_embedding)
         mu, lengths, _ = self.condition(
             content,
-            code_lengths=code_lengths,
+            code_lengths=content_lengths.to(device, torch.int64),
             prompt_condition=prompt_condition,
             prompt_lengths=prompt_lengths,
             speed=speed,

@@ -1,10 +1,11 @@
 """Voice conditioning: everything IndexTTS2 computes from a speaker (and an emotion) reference clip.
 
-From a speaker clip: the w2v-BERT layer-17 features (``spk_cond_emb``), their semantic codes and
-quantised embedding (``S_ref``), the prompt mel, the CAMPPlus speaker style and the length-regulated
-``prompt_condition``; plus the clip's own emotion features (``emo_cond_emb`` when no emotion clip is
-given), because the official pipeline reads the speaker clip a second time as an emotion clip.
-From an emotion clip: its w2v-BERT features only.
+From a speaker clip: the w2v-BERT layer-17 features (``spk_cond_emb``), the prompt mel, the CAMPPlus
+speaker style and the length-regulated ``prompt_condition`` (of the codec-quantised features
+``S_ref`` in IndexTTS-2; of the continuous features in IndexTTS-2.5, whose encoder has no codec);
+plus the clip's own emotion features (``emo_cond_emb`` when no emotion clip is given), because the
+official pipeline reads the speaker clip a second time as an emotion clip. From an emotion clip: its
+w2v-BERT features only.
 
 The two clips are read differently (the goldens' quirk Q1), which :func:`load_speaker_clip` and
 :func:`load_emotion_clip` reproduce: the speaker clip like ``librosa.load(path)`` (soxr HQ to
@@ -18,7 +19,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -43,6 +44,9 @@ from indextts2.model.voice_types import (
     SpeakerClip,
     VoiceConditioning,
 )
+
+if TYPE_CHECKING:
+    from indextts2.store import ModelFiles
 
 __all__ = [
     "MAX_REFERENCE_SECONDS",
@@ -135,23 +139,23 @@ def _as_list(clips: Any, caller: str) -> list[Any]:
 
 @dataclass(frozen=True)
 class VoiceCheckpointFiles:
-    """Where the voice networks' files are. Defaults: the official layout under one directory."""
+    """Where the voice networks' files are. ``semantic_codec`` None: no codec (IndexTTS-2.5)."""
 
     w2v_bert_dir: Path
     w2v_stats: Path
-    semantic_codec: Path
+    semantic_codec: Path | None
     campplus: Path
     s2mel: Path
 
     @classmethod
-    def in_directory(cls, directory: str | Path, config: ModelConfig) -> VoiceCheckpointFiles:
-        root = Path(directory)
+    def of(cls, files: ModelFiles) -> VoiceCheckpointFiles:
+        """The voice files of a model (:class:`~indextts2.store.ModelFiles`), whatever its layout."""
         return cls(
-            w2v_bert_dir=root / "w2v-bert-2.0",
-            w2v_stats=root / str(config.main.get("w2v_stat", "wav2vec2bert_stats.pt")),
-            semantic_codec=root / "semantic_codec" / "model.safetensors",
-            campplus=root / "campplus" / "campplus_cn_common.bin",
-            s2mel=root / str(config.main.get("s2mel_checkpoint", "s2mel.pth")),
+            w2v_bert_dir=files.w2v_bert_dir,
+            w2v_stats=files.w2v_stats,
+            semantic_codec=files.semantic_codec,
+            campplus=files.campplus,
+            s2mel=files.s2mel,
         )
 
 
@@ -214,7 +218,7 @@ class VoiceEncoder(nn.Module):
         self,
         *,
         semantic: SemanticEncoder,
-        codec: SemanticCodec,
+        codec: SemanticCodec | None,
         campplus: CAMPPlus,
         length_regulator: LengthRegulator,
         mel: PromptMelSettings,
@@ -236,31 +240,46 @@ class VoiceEncoder(nn.Module):
     ) -> VoiceEncoder:
         """Load from a model directory in the official layout (as ``goldens/checkpoint``).
 
+        ``files`` (:meth:`VoiceCheckpointFiles.of`) names the files of another layout; without a
+        ``semantic_codec`` the encoder has none (IndexTTS-2.5: the prompt condition is made from the
+        continuous features).
+
         Raises:
             ConfigError: a config file is missing or malformed.
             CheckpointError: a weight file is missing or unreadable, or a tensor is missing,
                 unexpected or of the wrong shape; the message names the file and the key.
         """
         root = Path(directory)
-        if config is None:
-            config = load_config(
-                root / "config.yaml", w2v_bert_dir=root / "w2v-bert-2.0", bigvgan_dir=root / "bigvgan"
+        if files is None or config is None:
+            from indextts2.store.files import layout_paths
+
+            _, paths = layout_paths(root)
+            files = files or cls._files_at(paths)
+            config = config or load_config(
+                paths["config"],
+                w2v_bert_dir=paths["w2v_bert_config"].parent,
+                bigvgan_dir=paths["bigvgan_config"].parent,
             )
-        files = files or VoiceCheckpointFiles.in_directory(root, config)
         _check_widths(config)
 
         # The big networks are built on the meta device and take the file's tensors (no double copy).
         with torch.device("meta"):
             semantic = SemanticEncoder(config.w2v_bert, preprocessor=config.w2v_bert_preprocessor)
-            codec = SemanticCodec.from_config(config.section("semantic_codec"))
+            codec = (
+                None
+                if files.semantic_codec is None
+                else SemanticCodec.from_config(config.section("semantic_codec"))
+            )
         semantic.load_weights(files.w2v_bert_dir, assign=True)
         semantic.load_stats(files.w2v_stats)
-        codec.load(files.semantic_codec, assign=True)
+        if codec is not None and files.semantic_codec is not None:
+            codec.load(files.semantic_codec, assign=True)
         campplus = CAMPPlus.from_checkpoint(
             files.campplus, embedding_size=int(config.section("s2mel", "style_encoder", "dim"))
         )
         regulator = LengthRegulator.from_config(config.section("s2mel", "length_regulator"))
-        regulator.load(read_s2mel_checkpoint(files.s2mel)["length_regulator"], source=files.s2mel)
+        parts = read_s2mel_checkpoint(files.s2mel, gpt_layer=codec is not None)
+        regulator.load(parts["length_regulator"], source=files.s2mel)
         encoder = cls(
             semantic=semantic,
             codec=codec,
@@ -271,18 +290,30 @@ class VoiceEncoder(nn.Module):
         logger.info("voice encoder loaded from %s", root)
         return encoder.eval()
 
+    @staticmethod
+    def _files_at(paths: dict[str, Path]) -> VoiceCheckpointFiles:
+        return VoiceCheckpointFiles(
+            w2v_bert_dir=paths["w2v_bert_config"].parent,
+            w2v_stats=paths["w2v_stats"],
+            semantic_codec=paths.get("semantic_codec"),
+            campplus=paths["campplus"],
+            s2mel=paths["s2mel"],
+        )
+
     @classmethod
-    def dummy(cls, config: ModelConfig, *, seed: int = DUMMY_SEED) -> VoiceEncoder:
+    def dummy(cls, config: ModelConfig, *, seed: int = DUMMY_SEED, codec: bool = True) -> VoiceEncoder:
         """Every network built from ``config`` with seeded random weights; no file is read.
 
         Seeds are per network (``w2v_bert``, ``semantic_codec``, ``campplus``, ``length_regulator``);
-        the w2v-BERT statistics are mean 0 and variance 1.
+        the w2v-BERT statistics are mean 0 and variance 1. ``codec`` False: no codec (IndexTTS-2.5).
         """
         _check_widths(config)
         with seeded("w2v_bert", seed):
             semantic = SemanticEncoder(config.w2v_bert, preprocessor=config.w2v_bert_preprocessor)
-        with seeded("semantic_codec", seed):
-            codec = SemanticCodec.from_config(config.section("semantic_codec"))
+        semantic_codec = None
+        if codec:
+            with seeded("semantic_codec", seed):
+                semantic_codec = SemanticCodec.from_config(config.section("semantic_codec"))
         with seeded("campplus", seed):
             dims = CAMPPlusDims(
                 embedding_size=int(config.section("s2mel", "style_encoder", "dim")), **_campplus_dims(config)
@@ -292,7 +323,7 @@ class VoiceEncoder(nn.Module):
             regulator = LengthRegulator.from_config(config.section("s2mel", "length_regulator"))
         encoder = cls(
             semantic=semantic,
-            codec=codec,
+            codec=semantic_codec,
             campplus=campplus,
             length_regulator=regulator,
             mel=PromptMelSettings.from_config(config),
@@ -359,10 +390,9 @@ class VoiceEncoder(nn.Module):
         speaker_features = semantic[:count, : int(feature_lengths.max())]
         emotion_features = semantic[count:, : int(emotion_lengths.max())]
 
-        quantized, codes = self.codec.quantize(speaker_features, feature_lengths)
-        valid = torch.arange(codes.shape[1], device=device)[None, :] < feature_lengths[:, None]
-        quantized = quantized * valid[:, :, None].to(quantized.dtype)
-        codes = codes * valid
+        prompt_content = speaker_features
+        if self.codec is not None:
+            prompt_content, _ = self.semantic_tokens(speaker_features, feature_lengths)
 
         mels = [self._prompt_mel(c.audio_22k.to(device)) for c in prepared]  # each (n_mels, frames)
         mel_lengths = torch.tensor([m.shape[-1] for m in mels], dtype=torch.int64, device=device)
@@ -371,12 +401,10 @@ class VoiceEncoder(nn.Module):
         styles = [self._speaker_style(c.audio_16k.to(device)) for c in prepared]
         speaker_style = torch.cat(styles)
 
-        prompt_condition = self.length_regulator(quantized, mel_lengths, feature_lengths)
+        prompt_condition = self.length_regulator(prompt_content, mel_lengths, feature_lengths)
         return VoiceConditioning(
             speaker_features=speaker_features,
             feature_lengths=feature_lengths,
-            semantic_codes=codes,
-            semantic_embedding=quantized,
             speaker_style=speaker_style,
             prompt_mel=prompt_mel,
             mel_lengths=mel_lengths,
@@ -384,6 +412,22 @@ class VoiceEncoder(nn.Module):
             emotion_features=emotion_features,
             emotion_lengths=emotion_lengths,
         )
+
+    @torch.no_grad()
+    def semantic_tokens(
+        self, features: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """IndexTTS-2: the codec's quantised features ``S_ref`` ``(B, T, W)`` and codes ``(B, T)``.
+
+        Padded frames are zero in both.
+        """
+        if self.codec is None:
+            raise InvalidInput(
+                "this voice encoder has no semantic codec (IndexTTS-2.5 uses the features as they are)"
+            )
+        quantized, codes = self.codec.quantize(features, lengths)
+        valid = torch.arange(codes.shape[1], device=features.device)[None, :] < lengths[:, None]
+        return quantized * valid[:, :, None].to(quantized.dtype), codes * valid
 
     def _prompt_mel(self, audio_22k: torch.Tensor) -> torch.Tensor:
         mel = self.mel

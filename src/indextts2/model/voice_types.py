@@ -140,12 +140,11 @@ class VoiceConditioning(_PaddedBatch):
     Attributes:
         speaker_features: ``(B, T, W)`` normalised w2v-BERT layer-17 features [``spk_cond_emb``].
         feature_lengths: ``(B,)`` int64 valid ``T`` per clip.
-        semantic_codes: ``(B, T)`` int64 RepCodec code indices.
-        semantic_embedding: ``(B, T, W)`` the quantised features [``S_ref``].
         speaker_style: ``(B, 192)`` CAMPPlus speaker style [``style``].
         prompt_mel: ``(B, 80, M)`` log-mel of the clip at 22.05 kHz [``ref_mel``].
         mel_lengths: ``(B,)`` int64 valid ``M`` per clip [``ref_target_lengths``].
-        prompt_condition: ``(B, M, C)`` length-regulated ``S_ref`` [``prompt_condition``].
+        prompt_condition: ``(B, M, C)`` the length-regulated prompt content [``prompt_condition``]:
+            the codec-quantised features (IndexTTS-2's ``S_ref``) or the features themselves (2.5).
         emotion_features: ``(B, T_e, W)`` the clip's features read as an emotion clip [``emo_cond_emb``
             when no emotion clip is given].
         emotion_lengths: ``(B,)`` int64 valid ``T_e`` per clip.
@@ -153,8 +152,6 @@ class VoiceConditioning(_PaddedBatch):
 
     speaker_features: torch.Tensor
     feature_lengths: torch.Tensor
-    semantic_codes: torch.Tensor
-    semantic_embedding: torch.Tensor
     speaker_style: torch.Tensor
     prompt_mel: torch.Tensor
     mel_lengths: torch.Tensor
@@ -164,8 +161,6 @@ class VoiceConditioning(_PaddedBatch):
 
     _TIME_AXES: ClassVar[dict[str, tuple[str, int]]] = {
         "speaker_features": ("feature_lengths", 1),
-        "semantic_codes": ("feature_lengths", 1),
-        "semantic_embedding": ("feature_lengths", 1),
         "prompt_mel": ("mel_lengths", 2),
         "prompt_condition": ("mel_lengths", 1),
         "emotion_features": ("emotion_lengths", 1),

@@ -1,4 +1,11 @@
-"""The parity harness: golden files, checks, stage registry and the report."""
+"""The parity harness: golden files, checks, stage registry and the report.
+
+A golden directory holds one model family's checkpoint (``shared/goldens``: IndexTTS-2,
+``shared/goldens-2.5``: IndexTTS-2.5), recognised by its files (:func:`indextts2.store.detect_spec`).
+Each family has its stage list (:data:`FAMILY_STAGES`) and its stage modules: IndexTTS-2's under
+``indextts2.parity.stages``, IndexTTS-2.5's under ``indextts2.parity.stages25`` except the text
+front end, whose one module (``stages.text``) serves both.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +22,7 @@ from typing import Any
 from indextts2.errors import InvalidInput
 
 __all__ = [
+    "FAMILY_STAGES",
     "STAGES",
     "Check",
     "GoldenSet",
@@ -29,8 +37,15 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Pipeline order; each name is a module under indextts2.parity.stages.
-STAGES: tuple[str, ...] = ("audio", "text", "voice", "emotion", "gpt", "s2mel", "vocoder", "e2e")
+# Pipeline order, over every family.
+STAGES: tuple[str, ...] = ("audio", "text", "voice", "emotion", "gpt", "codec", "s2mel", "vocoder", "e2e")
+# The stages of each model family (IndexTTS-2 has no codec decoder stage).
+FAMILY_STAGES: dict[str, tuple[str, ...]] = {
+    "IndexTTS-2": tuple(s for s in STAGES if s != "codec"),
+    "IndexTTS-2.5": STAGES,
+}
+_STAGE_PACKAGES = {"IndexTTS-2": "indextts2.parity.stages", "IndexTTS-2.5": "indextts2.parity.stages25"}
+_SHARED_STAGES = {"text": "indextts2.parity.stages"}  # one module for every family
 
 
 @dataclass(frozen=True)
@@ -73,6 +88,14 @@ class GoldenSet:
     @property
     def checkpoint(self) -> Path:
         return self.root / "checkpoint"
+
+    @cached_property
+    def family(self) -> str:
+        """The model family of the golden checkpoint, recognised by its files (IndexTTS-2 by default)."""
+        from indextts2.store.manifest import detect_spec
+
+        spec = detect_spec(lambda rel: (self.checkpoint / rel).is_file())
+        return spec.family if spec is not None else "IndexTTS-2"
 
     @property
     def inputs(self) -> Path:
@@ -254,11 +277,16 @@ class ParityReport:
 StageRunner = Callable[[GoldenSet], list[Check]]
 
 
-def load_stage(name: str) -> StageRunner | None:
-    """The ``run`` function of a stage, or None if that stage is not implemented yet."""
-    if name not in STAGES:
-        raise InvalidInput(f"unknown parity stage {name!r}; the stages are {', '.join(STAGES)}")
-    module_name = f"indextts2.parity.stages.{name}"
+def load_stage(name: str, family: str = "IndexTTS-2") -> StageRunner | None:
+    """The ``run`` function of a stage of a family, or None if that stage is not implemented yet."""
+    stages = FAMILY_STAGES.get(family)
+    if stages is None:
+        raise InvalidInput(f"unknown model family {family!r}")
+    if name not in stages:
+        raise InvalidInput(
+            f"{family} goldens have no parity stage {name!r}; their stages are {', '.join(stages)}"
+        )
+    module_name = f"{_SHARED_STAGES.get(name, _STAGE_PACKAGES[family])}.{name}"
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
@@ -270,18 +298,22 @@ def load_stage(name: str) -> StageRunner | None:
 
 
 def run_parity(golden_dir: str | Path, stages: Iterable[str] | None = None) -> ParityReport:
-    """Run the named stages (default: all) against a golden directory."""
+    """Run the named stages (default: all of the golden family's) against a golden directory."""
     golden = GoldenSet(golden_dir)
-    selected = list(stages) if stages else list(STAGES)
+    family_stages = FAMILY_STAGES[golden.family]
+    selected = list(stages) if stages else list(family_stages)
     for name in selected:
-        if name not in STAGES:
-            raise InvalidInput(f"unknown parity stage {name!r}; the stages are {', '.join(STAGES)}")
+        if name not in family_stages:
+            listed = ", ".join(family_stages)
+            raise InvalidInput(
+                f"{golden.family} goldens have no parity stage {name!r}; their stages are {listed}"
+            )
     report = ParityReport()
     for name in selected:
-        runner = load_stage(name)
+        runner = load_stage(name, golden.family)
         if runner is None:
             report.checks.append(Check(name, "-", "-", False, note="not implemented"))
             continue
-        logger.info("parity stage %s", name)
+        logger.info("parity stage %s (%s)", name, golden.family)
         report.checks.extend(runner(golden))
     return report

@@ -343,6 +343,10 @@ def emotion_names() -> tuple[str, ...]:
     return tuple(EMOTIONS)
 
 
+# SynthesisOptions fields whose values are text (the others are numbers or booleans).
+_TEXT_OPTIONS = frozenset({"language"})
+
+
 def option_names() -> tuple[str, ...]:
     """The fields of ``SynthesisOptions`` (what ``options`` may set)."""
     from indextts2.options import SynthesisOptions
@@ -394,6 +398,9 @@ def build_options(values: dict[str, Any]) -> Any:
     if unknown:
         raise InvalidInput(f"unknown option(s) {', '.join(unknown)}; the options are {', '.join(known)}")
     for name, value in values.items():
-        if value is not None and not isinstance(value, bool | int | float):
+        if name in _TEXT_OPTIONS:
+            if value is not None and not isinstance(value, str):
+                raise InvalidInput(f"option {name} must be a string, got {value!r}")
+        elif value is not None and not isinstance(value, bool | int | float):
             raise InvalidInput(f"option {name} must be a number, got {value!r}")
     return SynthesisOptions().replace(**values) if values else SynthesisOptions()

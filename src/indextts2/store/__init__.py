@@ -4,7 +4,7 @@ Get a model's files::
 
     from indextts2.store import resolve_model
 
-    files = resolve_model("IndexTeam/IndexTTS-2")       # from the store; downloads what it lacks
+    files = resolve_model("IndexTeam/IndexTTS-2.5")     # from the store; downloads what it lacks
     files = resolve_model("/srv/checkpoints")           # a local directory in the official layout
     config = files.load_config()
     files.gpt, files.bigvgan_dir, files.qwen_emotion   # typed paths (qwen_emotion may be None)

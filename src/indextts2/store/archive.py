@@ -41,8 +41,10 @@ from indextts2.store.layout import (
 )
 from indextts2.store.manifest import (
     DEFAULT_MODEL_ID,
+    INDEXTTS_2,
     Component,
     ModelSpec,
+    detect_spec,
     get_model_spec,
     validate_layout_path,
 )
@@ -264,7 +266,7 @@ def _manifest_records(
 def import_model(
     source: str | Path,
     *,
-    model_id: str = DEFAULT_MODEL_ID,
+    model_id: str | None = None,
     revision: str | None = None,
     cache_dir: str | Path | None = None,
     link: bool = False,
@@ -277,7 +279,8 @@ def import_model(
 
     Args:
         source: a checkpoints directory, or a tar archive of one (gzip, bzip2 or xz compressed or not).
-        model_id: the model it is (default ``IndexTeam/IndexTTS-2``).
+        model_id: the model it must be (default: the model its files are, see
+            :func:`~indextts2.store.manifest.detect_spec`).
         revision: the name to file it under for the model's own repo (default: the manifest's, or ``main``).
         link: hard-link files from a directory instead of copying them (same filesystem only).
 
@@ -286,16 +289,23 @@ def import_model(
         ModelFilesMissing: required files are absent (all named).
         StoreError: an unsafe or damaged archive, a file that does not match its manifest, a full disk.
     """
-    spec = get_model_spec(model_id)
+    asked = get_model_spec(model_id) if model_id is not None else None
     store = open_store(cache_dir)
     progress = progress or NullProgress()
     source_path = Path(source).expanduser().resolve()
     with _open_source(source_path) as entries:
-        root = _layout_root(source_path, entries, spec)
+        root = _layout_root(source_path, entries, asked or INDEXTTS_2)
         layout = {name[len(root) :]: entry for name, entry in entries.items() if name.startswith(root)}
+        found = detect_spec(lambda rel: rel in layout)
+        if asked is not None and found is not None and found is not asked:
+            raise InvalidInput(
+                f"{source_path} holds an {found.family} model ({found.model_id}), not {asked.model_id}: "
+                "import it without naming the model, or as the model its files are"
+            )
+        spec = asked or found or INDEXTTS_2
         missing = missing_from_layout(lambda rel: rel in layout, spec)
         if missing:
-            raise ModelFilesMissing(str(source_path), missing, hint=LAYOUT_HINT)
+            raise ModelFilesMissing(str(source_path), missing, hint=spec.layout_hint)
         manifest = _read_manifest(source_path, entries, root)
         expected = _manifest_records(source_path, manifest, spec) if manifest else {}
 

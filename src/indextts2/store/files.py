@@ -12,18 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from indextts2.errors import ModelFilesMissing, ModelNotFound
-from indextts2.store.manifest import INDEXTTS_2, ModelSpec
+from indextts2.errors import InvalidInput, ModelFilesMissing, ModelNotFound
+from indextts2.store.manifest import INDEXTTS_2, MODELS, ModelSpec, detect_spec
 
 if TYPE_CHECKING:
     from indextts2.model.config import ModelConfig
 
-__all__ = ["ModelFiles", "missing_from_layout"]
+__all__ = ["ModelFiles", "layout_paths", "missing_from_layout"]
 
-LAYOUT_HINT = (
-    "the official checkpoints layout is config.yaml, gpt.pth, s2mel.pth, bpe.model, wav2vec2bert_stats.pt, "
-    "feat1.pt, feat2.pt at the top, w2v-bert-2.0/, semantic_codec/, campplus/ and bigvgan/ beside them"
-)
+LAYOUT_HINT = "; ".join(spec.layout_hint for spec in MODELS.values())
 
 
 @dataclass(frozen=True)
@@ -34,6 +31,9 @@ class ModelFiles:
         root: the model directory, in the official checkpoints layout.
         model_id: the hub id (``IndexTeam/IndexTTS-2``) or, for a local directory, its path.
         revision: the commit of the model's own repo in the store; None for a plain local directory.
+        family: the model family (``IndexTTS-2``, ``IndexTTS-2.5``: :mod:`indextts2.model.family`).
+        bpe, semantic_codec: IndexTTS-2's sentencepiece vocabulary and MaskGCT codec (None in 2.5).
+        codec, vocabulary: IndexTTS-2.5's ``codec.pth`` and tiktoken vocabulary (None in 2).
         qwen_emotion: the Qwen3 text-emotion model directory, or None when the model has none (it is
             only needed to derive emotions from a text).
     """
@@ -44,7 +44,6 @@ class ModelFiles:
     config: Path
     gpt: Path
     s2mel: Path
-    bpe: Path
     w2v_stats: Path
     speaker_matrix: Path
     """feat1.pt: the speaker exemplars (config key ``spk_matrix``)."""
@@ -53,10 +52,14 @@ class ModelFiles:
     w2v_bert_config: Path
     w2v_bert_weights: Path
     w2v_bert_preprocessor: Path
-    semantic_codec: Path
     campplus: Path
     bigvgan_config: Path
     bigvgan_weights: Path
+    family: str = "IndexTTS-2"
+    bpe: Path | None = None
+    semantic_codec: Path | None = None
+    codec: Path | None = None
+    vocabulary: Path | None = None
     qwen_emotion: Path | None = None
 
     @property
@@ -80,7 +83,7 @@ class ModelFiles:
         values = {
             field.name: getattr(self, field.name)
             for field in dataclasses.fields(self)
-            if field.name not in ("root", "model_id", "revision")
+            if field.name not in ("root", "model_id", "revision", "family")
         }
         return {role: path for role, path in values.items() if path is not None}
 
@@ -89,28 +92,38 @@ class ModelFiles:
         cls,
         directory: str | Path,
         *,
-        spec: ModelSpec = INDEXTTS_2,
+        spec: ModelSpec | None = None,
         model_id: str | None = None,
         revision: str | None = None,
     ) -> ModelFiles:
         """The files of a model directory in the official layout; nothing is read or downloaded.
 
+        Args:
+            spec: the model the directory must hold; None: recognised by its files (:func:`detect_spec`).
+
         Raises:
             ModelNotFound: the directory does not exist or holds none of the model's files.
             ModelFilesMissing: some required files are missing (all of them are named).
+            InvalidInput: ``spec`` names another model than the one the directory holds.
         """
         root = Path(directory).expanduser().resolve()
         name = model_id or str(root)
         if not root.is_dir():
             raise ModelNotFound(f"model directory {root} does not exist")
+        found = detect_spec(lambda rel: (root / rel).is_file())
+        if spec is not None and found is not None and found is not spec:
+            raise InvalidInput(
+                f"{root} holds an {found.family} model ({found.model_id}), not {spec.model_id}"
+            )
+        spec = spec or found or INDEXTTS_2
         missing = missing_from_layout(lambda rel: (root / rel).is_file(), spec)
         if missing:
             main_files = [f.local_path for f in spec.main.files]
-            if set(missing) >= set(main_files):
+            if found is None and set(missing) >= set(main_files):
                 raise ModelNotFound(
                     f"{root} is not a model directory: it has none of its files ({LAYOUT_HINT})"
                 )
-            raise ModelFilesMissing(name, missing, hint=LAYOUT_HINT)
+            raise ModelFilesMissing(name, missing, hint=spec.layout_hint)
         values: dict[str, Path | None] = {}
         for component in spec.components:
             for file in component.files:
@@ -119,7 +132,23 @@ class ModelFiles:
                 candidate = root / directory_spec.local_prefix
                 present = (candidate / directory_spec.marker).is_file()
                 values[directory_spec.role] = candidate if present else None
-        return cls(root=root, model_id=name, revision=revision, **values)  # type: ignore[arg-type]
+        return cls(
+            root=root,
+            model_id=name,
+            revision=revision,
+            family=spec.family,
+            **values,  # type: ignore[arg-type]
+        )
+
+
+def layout_paths(directory: str | Path) -> tuple[ModelSpec, dict[str, Path]]:
+    """The model a directory holds (by its marker files; IndexTTS-2 when none is there) and where each
+    of its files would be, by role; nothing needs to exist (a partial copy names what it lacks when
+    a file is opened)."""
+    root = Path(directory)
+    spec = detect_spec(lambda rel: (root / rel).is_file()) or INDEXTTS_2
+    paths = {f.role: root / f.local_path for c in spec.components for f in c.files}
+    return spec, paths
 
 
 def missing_from_layout(is_file: Callable[[str], bool], spec: ModelSpec = INDEXTTS_2) -> list[str]:

@@ -5,12 +5,16 @@ at one revision, with the files the pipeline needs from it and where each file s
 checkpoints layout* (the directory the official code calls ``checkpoints/``, with the auxiliary models
 in subdirectories). That layout is what ``indextts2 models path`` prints, what ``models import`` reads
 and ``models export`` writes, and what :class:`~indextts2.store.files.ModelFiles` names with typed
-fields (each file has a ``role``). A later release (IndexTTS-2.5) is one more entry in ``MODELS``.
+fields (each file has a ``role``). Each release is one entry in ``MODELS``: IndexTTS-2 and
+IndexTTS-2.5 (whose official layout puts the auxiliary models under ``hf_cache/``). The two are told
+apart by their files (:func:`detect_spec`: 2.5 has ``codec.pth`` and a ``.tiktoken`` vocabulary, 2 a
+``bpe.model``), never by ``version:`` in config.yaml, which the releases do not set reliably.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from indextts2.errors import InvalidInput, ModelNotFound
@@ -18,18 +22,20 @@ from indextts2.errors import InvalidInput, ModelNotFound
 __all__ = [
     "DEFAULT_MODEL_ID",
     "INDEXTTS_2",
+    "INDEXTTS_2_5",
     "MODELS",
     "Component",
     "DirSpec",
     "FileSpec",
     "ModelSpec",
+    "detect_spec",
     "dummy_preset",
     "get_model_spec",
     "is_repo_id",
     "validate_layout_path",
 ]
 
-DEFAULT_MODEL_ID = "IndexTeam/IndexTTS-2"
+DEFAULT_MODEL_ID = "IndexTeam/IndexTTS-2.5"  # upstream's default since 2026-08-10; IndexTTS-2 stays supported
 
 # Hub repo ids are "owner/name" with letters, digits, '-', '_' and '.'.
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -97,12 +103,28 @@ class Component:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model: its id, its components, and the licence its weights come under."""
+    """A model: its id, its components, and the licence its weights come under.
+
+    ``family`` names its :class:`~indextts2.model.family.ModelFamily`; ``markers`` are official-layout
+    files that only this model has (how a directory's model is recognised).
+    """
 
     model_id: str
     components: tuple[Component, ...]
     license_name: str
     license_url: str
+    family: str = "IndexTTS-2"
+    markers: tuple[str, ...] = ()
+
+    @property
+    def layout_hint(self) -> str:
+        """One sentence naming the files of the official layout (for error messages)."""
+        top = [f.local_path for f in self.main.files]
+        aux = sorted({f.local_path.split("/")[0] + "/" for c in self.components[1:] for f in c.files})
+        return (
+            f"the official checkpoints layout of {self.model_id} is {', '.join(top)} at the top "
+            f"and {', '.join(aux)} beside them"
+        )
 
     @property
     def main(self) -> Component:
@@ -121,10 +143,17 @@ class ModelSpec:
         return None
 
 
+_LICENSE = (
+    "bilibili Model Use License Agreement",
+    "https://github.com/index-tts/index-tts/blob/main/LICENSE",
+)
+
 INDEXTTS_2 = ModelSpec(
-    model_id=DEFAULT_MODEL_ID,
-    license_name="bilibili Model Use License Agreement",
-    license_url="https://github.com/index-tts/index-tts/blob/main/LICENSE",
+    model_id="IndexTeam/IndexTTS-2",
+    family="IndexTTS-2",
+    markers=("bpe.model",),
+    license_name=_LICENSE[0],
+    license_url=_LICENSE[1],
     components=(
         Component(
             name="main",
@@ -185,8 +214,76 @@ INDEXTTS_2 = ModelSpec(
     ),
 )
 
-MODELS: dict[str, ModelSpec] = {INDEXTTS_2.model_id: INDEXTTS_2}
+# IndexTTS-2.5 (official infer_v2_5.py): the auxiliary models live under hf_cache/ (w2v-BERT, CAMPPlus,
+# BigVGAN; MaskGCT's codec is not used), the codec is codec.pth, the text vocabulary a tiktoken file.
+TIKTOKEN_VOCABULARY = "multilingual_zh_ja_yue_char_del.tiktoken"
+
+INDEXTTS_2_5 = ModelSpec(
+    model_id="IndexTeam/IndexTTS-2.5",
+    family="IndexTTS-2.5",
+    markers=("codec.pth", TIKTOKEN_VOCABULARY),
+    license_name=_LICENSE[0],
+    license_url=_LICENSE[1],
+    components=(
+        Component(
+            name="main",
+            repo_id="IndexTeam/IndexTTS-2.5",
+            revision="main",
+            files=(
+                FileSpec("config", "config.yaml", "config.yaml"),
+                FileSpec("gpt", "gpt.pth", "gpt.pth"),
+                FileSpec("s2mel", "s2mel.pth", "s2mel.pth"),
+                FileSpec("codec", "codec.pth", "codec.pth"),
+                FileSpec("vocabulary", TIKTOKEN_VOCABULARY, TIKTOKEN_VOCABULARY),
+                FileSpec("w2v_stats", "wav2vec2bert_stats.pt", "wav2vec2bert_stats.pt"),
+                FileSpec("speaker_matrix", "feat1.pt", "feat1.pt"),
+                FileSpec("emotion_matrix", "feat2.pt", "feat2.pt"),
+            ),
+            dirs=(DirSpec("qwen_emotion", "qwen0.6bemo4-merge/", "qwen0.6bemo4-merge/", required=False),),
+        ),
+        Component(
+            name="w2v_bert",
+            repo_id="facebook/w2v-bert-2.0",
+            revision="main",
+            files=(
+                FileSpec("w2v_bert_config", "config.json", "hf_cache/w2v-bert-2.0/config.json"),
+                FileSpec("w2v_bert_weights", "model.safetensors", "hf_cache/w2v-bert-2.0/model.safetensors"),
+                FileSpec(
+                    "w2v_bert_preprocessor",
+                    "preprocessor_config.json",
+                    "hf_cache/w2v-bert-2.0/preprocessor_config.json",
+                ),
+            ),
+        ),
+        Component(
+            name="campplus",
+            repo_id="funasr/campplus",
+            revision="main",
+            files=(FileSpec("campplus", "campplus_cn_common.bin", "hf_cache/campplus_cn_common.bin"),),
+        ),
+        Component(
+            name="bigvgan",
+            repo_id="nvidia/bigvgan_v2_22khz_80band_256x",
+            revision="main",
+            files=(
+                FileSpec("bigvgan_config", "config.json", "hf_cache/bigvgan/config.json"),
+                FileSpec("bigvgan_weights", "bigvgan_generator.pt", "hf_cache/bigvgan/bigvgan_generator.pt"),
+            ),
+        ),
+    ),
+)
+
+MODELS: dict[str, ModelSpec] = {spec.model_id: spec for spec in (INDEXTTS_2_5, INDEXTTS_2)}
 """Every model the store knows, by id."""
+
+
+def detect_spec(is_file: Callable[[str], bool]) -> ModelSpec | None:
+    """The model whose marker files are all present (``is_file`` takes official-layout paths), or None."""
+    for spec in MODELS.values():
+        if spec.markers and all(is_file(marker) for marker in spec.markers):
+            return spec
+    return None
+
 
 DUMMY_PREFIX = "dummy:"
 

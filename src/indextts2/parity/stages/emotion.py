@@ -98,6 +98,13 @@ def run(golden: GoldenSet) -> list[Check]:
         )
     )
 
+    checks += normalize_checks(golden)
+    return checks
+
+
+def normalize_checks(golden: GoldenSet) -> list[Check]:
+    """The web UI's ``normalize_emo_vec`` (bias and the 0.8 cap) on ``emotion_vectors.json``."""
+    checks = []
     for number, case in enumerate(golden.json("emotion_vectors.json")["cases"]):
         for bias in (True, False):
             normalized = normalize_emotion_weights(case["input"], apply_bias=bias)

@@ -70,6 +70,7 @@ def run(golden: GoldenSet) -> list[Check]:
             checks.append(compare_tensor(STAGE, key, actual, expected[key], TOLERANCE))
 
         check("vq_emb", embedding.transpose(1, 2))
+        assert model.gpt_layer is not None  # IndexTTS-2's s2mel has one
         check("latent_gpt_layer", model.gpt_layer(latent))
         content = model.content_features(latent, embedding)
         check("S_infer", content)
