@@ -18,13 +18,10 @@ owns the model and batches the requests of all threads together at every stage.
 from __future__ import annotations
 
 import contextvars
-import dataclasses
-import hashlib
 import logging
 import secrets
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -34,25 +31,29 @@ import torch
 
 from indextts2.audio import Audio, AudioSource, load_audio
 from indextts2.engine import AudioChunk, Engine, EngineConfig, EngineStats, StreamingOptions, SynthesisJob
-from indextts2.engine.pacing import paced_codes
-from indextts2.engine.scheduler import max_positions
 from indextts2.engine.stats import StageObserver
 from indextts2.errors import IndexTTS2Error, InvalidInput, TextTooLong
 from indextts2.loader import PreparedSegments, TextPreparer, dummy_bpe_model, load_model, resolve_device
-from indextts2.model.decoding import make_generator
 from indextts2.model.family import ModelFamily
-from indextts2.model.flow import FlowOptions
 from indextts2.model.pipeline import NoiseSource, Segment, TTSModel
 from indextts2.model.voice import load_emotion_clip
 from indextts2.model.voice_types import SpeakerClip, VoiceConditioning
 from indextts2.options import Emotion, SynthesisOptions
+from indextts2.request import (
+    Request,
+    check_engine_positions,
+    check_model_limits,
+    join_waves,
+    model_segments,
+    paced_counts,
+    silence,
+)
 from indextts2.settings import DEFAULT_MODEL
 from indextts2.voice import Voice
 from indextts2.voice_cache import MIN_REFERENCE_SECONDS, VoiceCache, speaker_clip
 
 if TYPE_CHECKING:
     from indextts2.store.progress import Progress
-    from indextts2.text import Segment as TextSegment
     from indextts2.text.normalize import NormalizationMode
 
 __all__ = [
@@ -68,26 +69,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_TEXT_CHARS = 10_000
 DEFAULT_BATCH_SEGMENTS = 8  # synthesize_batch: segments decoded and rendered together
-
-
-@dataclass(frozen=True, eq=False)
-class _Request:
-    """A validated request: everything generation needs, nothing computed on the model yet."""
-
-    segments: list[TextSegment]
-    voice: Voice
-    emotion: Emotion
-    emotion_clip: torch.Tensor | None  # 16 kHz samples of an emotion clip (audio mode)
-    options: SynthesisOptions
-    seed: int
-    streaming: StreamingOptions
-    language_id: int | None = None  # the lang_embedding row (IndexTTS-2.5)
-
-
-def _segment_seed(base: int, index: int | str) -> int:
-    """Each segment's own seed, so that a segment's result does not depend on what it is batched with."""
-    digest = hashlib.sha256(f"{base}:{index}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
 
 
 class Synthesizer:
@@ -394,7 +375,7 @@ class Synthesizer:
         options: SynthesisOptions | None,
         max_text_chars: int | None = None,
         streaming: StreamingOptions | None = None,
-    ) -> _Request:
+    ) -> Request:
         options = SynthesisOptions() if options is None else options
         emotion = Emotion() if emotion is None else emotion
         streaming = StreamingOptions() if streaming is None else streaming
@@ -408,36 +389,20 @@ class Synthesizer:
         limit = self.max_text_chars if max_text_chars is None else min(max_text_chars, self.max_text_chars)
         if isinstance(text, str) and len(text) > limit:
             raise TextTooLong(len(text), limit)
-        gpt = self.model.gpt.config
-        if options.max_text_tokens_per_segment > gpt.max_text_tokens:
-            raise InvalidInput(
-                f"max_text_tokens_per_segment {options.max_text_tokens_per_segment} is more than the "
-                f"model's limit of {gpt.max_text_tokens}"
-            )
-        if options.max_codes > gpt.max_mel_tokens:
-            raise InvalidInput(
-                f"max_codes {options.max_codes} is more than the model's limit of {gpt.max_mel_tokens}"
-            )
+        check_model_limits(self.model, options)
         prepared = self.segments(text, options=options, streaming=streaming)
         if prepared.detected is not None:
             logger.info("no language given: speaking %s", prepared.detected)
         segments = prepared.segments
         if self._engine_config is not None:
-            positions = max_positions(self.model, self._engine_config)
-            longest = max(len(segment.ids) for segment in segments)
-            if longest + self.model.prompt_overhead + options.max_codes > positions:
-                raise InvalidInput(
-                    f"a segment of {longest} tokens with max_codes {options.max_codes} can need more than "
-                    f"the engine's {positions} KV-cache positions per sequence: lower max_codes or "
-                    "max_text_tokens_per_segment (or give the engine more max_positions)"
-                )
+            check_engine_positions(self.model, self._engine_config, segments, options)
         emotion_clip = None
         if emotion.audio is not None:  # audio mode
             source = emotion.audio
             emotion_clip = load_emotion_clip(source if isinstance(source, Audio) else load_audio(source))
         seed = options.seed if options.seed is not None else secrets.randbits(62)
         language_id = prepared.language_id
-        return _Request(segments, voice, emotion, emotion_clip, options, seed, streaming, language_id)
+        return Request(segments, voice, emotion, emotion_clip, options, seed, streaming, language_id)
 
     def synthesize(
         self,
@@ -521,7 +486,7 @@ class Synthesizer:
                 for handle in handles:
                     handle.cancel()
         with self._lock:
-            jobs: list[tuple[_Request, Segment, int]] = []
+            jobs: list[tuple[Request, Segment, int]] = []
             for r in requests:
                 counts = self._paced(r)
                 segments = self._segments(r, counts)
@@ -545,65 +510,18 @@ class Synthesizer:
     # ------------------------------------------------------------------------------ generation
 
     def _silence(self, options: SynthesisOptions) -> np.ndarray:
-        return np.zeros(int(self.sample_rate * options.interval_silence_ms / 1000), dtype=np.float32)
+        return silence(self.sample_rate, options)
 
-    def _join(self, request: _Request, waves: list[np.ndarray]) -> Audio:
-        silence = self._silence(request.options)
-        pieces: list[np.ndarray] = []
-        for index, wave in enumerate(waves):
-            if index:
-                pieces.append(silence)
-            pieces.append(wave)
-        return Audio(np.concatenate(pieces) if pieces else np.zeros(0, np.float32), self.sample_rate)
+    def _join(self, request: Request, waves: list[np.ndarray]) -> Audio:
+        return join_waves(self.sample_rate, request, waves)
 
-    def _segments(self, request: _Request, exact_codes: Sequence[int] | None = None) -> list[Segment]:
-        """The request's segments, ready for the GPT: conditioning and emotion computed once.
-
-        ``exact_codes`` (per segment; benchmarks) sets each segment's ``max_codes``.
-        """
-        model = self.model
-        device = model.device
-        conditioning = request.voice.conditioning.to(device)
-        latents = self._cache.speaker_rows(request.voice, model.speaker_latents)
-        emotion = request.emotion
-        clip = None
-        if request.emotion_clip is not None:
-            clip = self._cache.emotion_clip(request.emotion_clip, model.voice_encoder.encode_emotion)
-        text_weights = model.classify_emotions([emotion.text])[0] if emotion.text is not None else None
-        vector = model.emotion_vector(
-            emotion,
-            voice=conditioning,
-            emotion_clip=clip,
-            generator=make_generator(request.seed, device),
-            text_weights=text_weights,
-        )
-        options = request.options
-        flow = FlowOptions(steps=options.diffusion_steps, cfg_rate=options.cfg_rate)
-        return [
-            Segment(
-                text_ids=torch.tensor(text_segment.ids, dtype=torch.int64),
-                voice=conditioning,
-                speaker_latents=latents,
-                emotion=vector,
-                generation=(
-                    options.generation
-                    if exact_codes is None
-                    else dataclasses.replace(options.generation, max_codes=exact_codes[index])
-                ),
-                flow=flow,
-                generator=make_generator(_segment_seed(request.seed, index), device),
-                index=index,
-                speed=options.speed,
-                noise_generator=make_generator(_segment_seed(request.seed, f"{index}:noise"), device),
-                language=request.language_id,
-                duration=options.duration,
-            )
-            for index, text_segment in enumerate(request.segments)
-        ]
+    def _segments(self, request: Request, exact_codes: Sequence[int] | None = None) -> list[Segment]:
+        """The request's segments, ready for the GPT (see :func:`model_segments`)."""
+        return model_segments(self.model, self._cache, request, exact_codes)
 
     def _job(
         self,
-        request: _Request,
+        request: Request,
         *,
         parallel: int = 1,
         backpressure: bool = True,
@@ -629,17 +547,12 @@ class Synthesizer:
             log_context=contextvars.copy_context(),
         )
 
-    def _paced(self, request: _Request) -> list[int] | None:
-        """Code counts for a model that never stops (random weights), else None: see engine.pacing."""
-        model = self.model
-        if not model.random_weights:
-            return None
-        counts = paced_codes([segment.tokens for segment in request.segments], model.codes_per_second)
-        return [min(count, request.options.max_codes) for count in counts]
+    def _paced(self, request: Request) -> list[int] | None:
+        return paced_counts(self.model, request)
 
     def _generate(
         self,
-        request: _Request,
+        request: Request,
         *,
         exact_codes: Sequence[int] | None = None,
         observer: StageObserver | None = None,
@@ -658,7 +571,7 @@ class Synthesizer:
         finally:
             handle.cancel()
 
-    def _generate_alone(self, request: _Request, exact_codes: Sequence[int] | None) -> Iterator[AudioChunk]:
+    def _generate_alone(self, request: Request, exact_codes: Sequence[int] | None) -> Iterator[AudioChunk]:
         """The unbatched path: each segment decoded and rendered alone, one request at a time."""
         with self._lock:
             segments = self._segments(request, exact_codes)
