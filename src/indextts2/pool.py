@@ -123,6 +123,7 @@ class SynthesizerPool:
         self.model_id: str = first.model_id
         self.fingerprint: str = first.fingerprint
         self.sample_rate: int = first.sample_rate
+        self.family: Any = first.family
 
     @classmethod
     def from_pretrained(cls, model: str, *, devices: Sequence[str], **kwargs: Any) -> SynthesizerPool:

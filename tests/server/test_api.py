@@ -515,15 +515,6 @@ def test_web_page_and_assets(client: Any) -> None:
 # ---- IndexTTS-2.5 behind the same API
 
 
-@pytest.fixture(scope="module")
-def tiny25_synthesizer() -> Any:
-    from indextts2 import Synthesizer
-
-    synthesizer = Synthesizer.from_pretrained("dummy:tiny-2.5", device="cpu")
-    yield synthesizer
-    synthesizer.close()
-
-
 def test_an_indextts_2_5_server_speaks_a_named_language(
     make_client: Any, tiny25_synthesizer: Any, reference_wav: bytes
 ) -> None:

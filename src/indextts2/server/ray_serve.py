@@ -34,6 +34,7 @@ from ray.exceptions import RayError, RayTaskError
 from ray.serve.handle import DeploymentHandle
 
 from indextts2.errors import ConfigError, EngineFailed, IndexTTS2Error, InvalidInput
+from indextts2.model.family import ModelFamily, family_named
 from indextts2.pool import EngineStatus
 from indextts2.server.config import RateLimit, ServerConfig
 
@@ -151,6 +152,7 @@ class SynthesizerReplica:
             "model_id": synthesizer.model_id,
             "fingerprint": synthesizer.fingerprint,
             "sample_rate": synthesizer.sample_rate,
+            "family": synthesizer.family.name,
             "device": str(getattr(synthesizer, "device", "")),
         }
 
@@ -184,6 +186,7 @@ class RaySynthesizer:
         self.model_id: str = str(info["model_id"])
         self.fingerprint: str = str(info["fingerprint"])
         self.sample_rate: int = int(info["sample_rate"])
+        self.family: ModelFamily = family_named(str(info["family"]))
         self._outstanding = 0
         self._lock = threading.Lock()
 

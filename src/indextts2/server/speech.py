@@ -16,7 +16,7 @@ import anyio
 
 from indextts2.audio import load_audio
 from indextts2.engine.stats import StageObserver
-from indextts2.errors import InvalidInput
+from indextts2.errors import IndexTTS2Error, InvalidInput
 from indextts2.pool import EngineStatus
 from indextts2.server.admission import Admission, Ticket
 from indextts2.server.config import ServerConfig
@@ -56,6 +56,20 @@ class SpeechService:
     @property
     def model_id(self) -> str:
         return str(getattr(self.synthesizer, "model_id", self.config.model))
+
+    @property
+    def family(self) -> Any:
+        """The model's family (``ModelFamily``): the loaded one's, else the one its name tells
+        without loading it; None when neither is known (a directory that is not there yet)."""
+        family = getattr(self.synthesizer, "family", None)
+        if family is None:
+            from indextts2.loader import family_of
+
+            try:
+                family = family_of(self.config.model)
+            except IndexTTS2Error:
+                return None
+        return family
 
     def engines(self) -> list[EngineStatus]:
         """Every engine behind this service: its health, outstanding requests and statistics.

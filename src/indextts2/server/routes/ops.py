@@ -11,6 +11,7 @@ from indextts2.__about__ import __version__
 from indextts2.audio import FORMATS
 from indextts2.server.errors import error_body
 from indextts2.server.metrics import CONTENT_TYPE
+from indextts2.server.models import family_json
 from indextts2.server.openapi import documented
 from indextts2.server.requests import STREAMABLE_FORMATS, emotion_names, option_names
 from indextts2.server.routes._common import Access, MetricsDep, Speech
@@ -111,9 +112,13 @@ async def readyz_head(speech: Speech) -> Response[None]:
     summary="Models served (OpenAI's list format)",
 )
 async def list_models(speech: Speech) -> dict[str, Any]:
+    family = speech.family.name if speech.family is not None else None
     return {
         "object": "list",
-        "data": [{"id": name, "object": "model", "owned_by": "indextts2"} for name in served_models(speech)],
+        "data": [
+            {"id": name, "object": "model", "owned_by": "indextts2", "family": family}
+            for name in served_models(speech)
+        ],
     }
 
 
@@ -130,6 +135,7 @@ async def info(speech: Speech, access: Access) -> dict[str, Any]:
     return {
         "version": __version__,
         "model": speech.model_id,
+        "family": family_json(speech.family),
         "ready": ready,
         "auth_required": access.needs_key,
         "basic_auth": access.basic_auth,

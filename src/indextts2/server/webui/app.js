@@ -69,7 +69,8 @@ async function init() {
     return;
   }
   const info = state.info;
-  $("server-status").textContent = `${info.model} · ${info.ready ? "ready" : "loading…"} · v${info.version}`;
+  const family = info.family ? ` (${info.family.name})` : "";
+  $("server-status").textContent = `${info.model}${family} · ${info.ready ? "ready" : "loading…"} · v${info.version}`;
   $("key-section").hidden = !(info.auth_required && !info.basic_auth);
   $("api-key").value = localStorage.getItem("indextts2.key") || "";
   let keyTimer = null;
@@ -82,6 +83,7 @@ async function init() {
   $("api-key").addEventListener("input", keyChanged);
   $("api-key").addEventListener("change", keyChanged);
   buildSliders(info.emotions || []);
+  applyFamily(info.family);
   $("text").maxLength = info.max_text_chars;
   const count = () => { $("text-count").textContent = `${$("text").value.length} / ${info.max_text_chars}`; };
   $("text").addEventListener("input", count);
@@ -105,6 +107,27 @@ function buildSliders(emotions) {
     slider.addEventListener("input", () => { value.textContent = Number(slider.value).toFixed(2); });
     pane.append(label, slider, value);
   }
+}
+
+// ---- what the model takes: a language choice and a duration factor, only where its family has them
+
+const LANGUAGE_NAMES = { zh: "Chinese", en: "English", ja: "Japanese", es: "Spanish", ar: "Arabic" };
+
+function applyFamily(family) {
+  const languages = (family && family.languages) || [];
+  const select = $("language");
+  const chosen = select.value;
+  select.innerHTML = "";
+  select.append(new Option("auto (from the text)", ""));
+  for (const code of languages) {
+    const label = LANGUAGE_NAMES[code] ? `${LANGUAGE_NAMES[code]} (${code})` : code;
+    select.append(new Option(label, code, false, code === chosen));
+  }
+  $("language-row").hidden = !languages.length;
+  const duration = family && family.duration;
+  if (duration) Object.assign($("duration"), { min: duration[0], max: duration[1] });
+  $("duration-row").hidden = !duration;
+  $("speech-section").hidden = $("language-row").hidden && $("duration-row").hidden;
 }
 
 async function loadVoices(selectId) {
@@ -287,6 +310,8 @@ function buildForm(format, stream) {
     form.append("emotion_text", $("emotion-text").value.trim());
   }
   if (mode === "audio" || mode === "vector") form.append("emotion_alpha", $("emotion-alpha").value);
+  if (!$("language-row").hidden && $("language").value) form.append("language", $("language").value);
+  if (!$("duration-row").hidden && Number($("duration").value) !== 1) form.append("duration", $("duration").value);
   form.append("format", format);
   form.append("stream", stream ? "true" : "false");
   return form;
@@ -450,6 +475,9 @@ $("emotion-mode").addEventListener("change", () => {
 });
 $("emotion-alpha").addEventListener("input", () => {
   $("emotion-alpha-value").textContent = Number($("emotion-alpha").value).toFixed(2);
+});
+$("duration").addEventListener("input", () => {
+  $("duration-value").textContent = Number($("duration").value).toFixed(2);
 });
 $("voice-select").addEventListener("change", updateDelete);
 // every edit of the form checks a failed check again (see recheck)
