@@ -71,6 +71,7 @@ class EngineStatus:
         error: why it was taken out of rotation.
         outstanding: requests routed to it that have not finished.
         stats: its engine's statistics (None before its first request).
+        model: the id of the model it runs (a server with several models sets it).
     """
 
     name: str
@@ -78,6 +79,7 @@ class EngineStatus:
     error: str | None
     outstanding: int
     stats: Any
+    model: str = ""
 
 
 class _Member:

@@ -446,7 +446,8 @@ def test_health_ready_models_info(client: Any) -> None:
     assert client.get("/readyz").json() == {
         "status": "ready",
         "model": "dummy:tiny",
-        "engines": [{"device": "cpu", "state": "serving"}],
+        "models": ["dummy:tiny"],
+        "engines": [{"model": "dummy:tiny", "device": "cpu", "state": "serving"}],
     }
     models = [m["id"] for m in client.get("/v1/models").json()["data"]]
     assert models[0] == "dummy:tiny"

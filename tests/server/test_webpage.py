@@ -317,3 +317,50 @@ def test_an_indextts_2_5_server_offers_its_languages_and_duration(tmp_path: Path
         page.wait_for_function("document.getElementById('player').dataset.state === 'done'", timeout=60_000)
     finally:
         server.kill()
+
+
+def test_a_server_with_two_models_lets_the_page_choose(tmp_path: Path, browser_page: Any) -> None:
+    """The model choice appears with a second model; the language and duration follow the chosen
+    model's family, and the request names the model."""
+    fast = MODEL_ARGS[MODEL_ARGS.index("--default-options") :]
+    args = ["--model", "dummy:tiny@cpu", "--model", "dummy:tiny-2.5@cpu", *fast]
+    server = ServerProcess(tmp_path, [], model_args=args)
+    try:
+        server.wait_ready()
+        page = browser_page
+        page.goto(server.url + "/")
+        page.wait_for_function("document.getElementById('voice-select').value !== ''")
+        assert "dummy:tiny (IndexTTS-2), dummy:tiny-2.5 (IndexTTS-2.5)" in page.inner_text("#server-status")
+        choices = page.eval_on_selector_all("#model option", "os => os.map(o => [o.value, o.textContent])")
+        assert choices == [
+            ["dummy:tiny", "dummy:tiny (IndexTTS-2)"],
+            ["dummy:tiny-2.5", "dummy:tiny-2.5 (IndexTTS-2.5)"],
+        ]
+        assert page.input_value("#model") == "dummy:tiny"  # the default
+        assert page.is_hidden("#language-row")
+        assert page.is_hidden("#duration-row")
+
+        page.select_option("#model", "dummy:tiny-2.5")
+        assert page.is_visible("#language-row")
+        assert page.is_visible("#duration-row")
+        page.fill("#text", "こんにちは")
+        page.select_option("#language", "ja")
+        with page.expect_request("**/v1/tts") as sent:
+            page.click("#generate")
+        body = sent.value.post_data_buffer.decode("utf-8", errors="replace")
+        assert 'name="model"\r\n\r\ndummy:tiny-2.5\r\n' in body
+        assert 'name="language"\r\n\r\nja\r\n' in body
+        page.wait_for_function("document.getElementById('player').dataset.state === 'done'", timeout=60_000)
+
+        page.select_option("#model", "dummy:tiny")
+        assert page.is_hidden("#language-row")
+        page.fill("#text", "Hello.")
+        with page.expect_request("**/v1/tts") as sent:
+            page.click("#generate")
+        body = sent.value.post_data_buffer.decode("utf-8", errors="replace")
+        assert 'name="model"\r\n\r\ndummy:tiny\r\n' in body
+        assert 'name="language"' not in body
+        page.wait_for_function("document.getElementById('player').dataset.state === 'done'", timeout=60_000)
+        assert "error" not in page.eval_on_selector("#status", "s => s.className")
+    finally:
+        server.kill()

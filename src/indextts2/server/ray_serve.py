@@ -278,6 +278,11 @@ def build_app(config: ServerConfig, replicas: ReplicaSettings, *, load: Loader |
     Raises:
         ConfigError: no API key (nor ``insecure``): a Serve proxy listens on every interface.
     """
+    if config.models:
+        raise ConfigError(
+            "a Ray application serves one model (with its replicas); deploy one application per model "
+            "instead of several models in one"
+        )
     if not (config.needs_key or config.insecure):
         raise ConfigError(
             "the Ray app answers whoever reaches the Serve proxy: give api_keys_file (keys from "
@@ -328,7 +333,7 @@ def app_builder(args: Mapping[str, Any]) -> Any:
     return build_app(config, ReplicaSettings(**replica))
 
 
-_NOT_ARGS = {"jwt", "default_options", "caller_quotas", "pidfile"}
+_NOT_ARGS = {"jwt", "default_options", "caller_quotas", "pidfile", "models"}
 
 
 def _default(field: dataclasses.Field[Any]) -> Any:

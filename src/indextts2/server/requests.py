@@ -65,6 +65,13 @@ class TTSForm:
 
     text: Annotated[str, described("The text to speak.")]
     voice: Annotated[str | None, described("A saved voice: its id or name (see `/v1/voices`).")] = None
+    model: Annotated[
+        str | None,
+        described(
+            "Which of the server's models speaks (`/v1/models`): its id, or its family when one model "
+            "has it (`IndexTTS-2`). Absent: the first (the default)."
+        ),
+    ] = None
     reference: Annotated[
         UploadFile | None,
         described("A reference clip of the speaker (wav, flac, ogg, opus, mp3), used once and not kept."),
@@ -128,9 +135,13 @@ class OpenAISpeechBody:
     """``POST /v1/audio/speech``: OpenAI's speech request. ``voice`` names a saved voice."""
 
     input: Annotated[str, described("The text to speak.")]
-    model: Annotated[str, described("`indextts2`, the loaded model's id, or an alias such as `tts-1`.")] = (
-        "indextts2"
-    )
+    model: Annotated[
+        str,
+        described(
+            "A served model's id (`/v1/models`) or family, or an alias of the first (`indextts2`, `tts-1`, "
+            "`tts-1-hd`)."
+        ),
+    ] = "indextts2"
     voice: Annotated[
         str | dict[str, str] | None, described('A saved voice: its id or name, or `{"id": ...}`.')
     ] = None
@@ -196,6 +207,8 @@ class SpeechRequest:
     text: str
     voice: str | None = None
     """A saved voice's id or name."""
+    model: str | None = None
+    """The served model that speaks (an id, family or alias); None: the default."""
     reference: bytes | None = None
     """An inline reference clip (consent given)."""
     reference_name: str = "reference"
@@ -344,6 +357,7 @@ async def parse_tts_form(form: TTSForm, *, max_text_chars: int) -> SpeechRequest
     return SpeechRequest(
         text=text,
         voice=voice,
+        model=form.model.strip() if form.model and form.model.strip() else None,
         reference=await _read_upload(form.reference),
         reference_name=upload_name(form.reference, "reference"),
         emotion=emotion,
@@ -388,6 +402,7 @@ def parse_openai_body(body: OpenAISpeechBody, *, max_text_chars: int) -> tuple[S
     request = SpeechRequest(
         text=text,
         voice=str(voice).strip(),
+        model=body.model,
         emotion=EmotionFields(text=instructions),
         options=options,
         format=fmt,
