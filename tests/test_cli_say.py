@@ -315,7 +315,7 @@ def test_a_voice_of_another_model_is_refused(
         (["{ref}", "--api-key", "k"], "--server"),
         (["{ref}", "--server", "http://127.0.0.1:9"], "--consent"),
         (["{ref}", "--server", "http://127.0.0.1:9", "--consent", "-o", "v.safetensors"], "-o"),
-        (["{ref}", "--server", "http://127.0.0.1:9", "--consent", "--model", "dummy:tiny"], "--model"),
+        (["{ref}", "--server", "http://127.0.0.1:9", "--consent", "--device", "cpu"], "--device"),
         (["{ref}", "-o", "no/such/dir/v.safetensors"], "does not exist"),
     ],
 )
@@ -502,7 +502,7 @@ def test_say_and_voice_create_through_a_real_server(
     monkeypatch.setattr(server_helpers, "SERVE_COMMAND", [sys.executable, "-m", "indextts2"])
     monkeypatch.setattr(server_helpers, "MODEL_ARGS", [])
     server = server_helpers.ServerProcess(
-        tmp_path_factory.mktemp("serve-home"), ["--model", "dummy:tiny", "--cpu"]
+        tmp_path_factory.mktemp("serve-home"), ["--model", "dummy:tiny", "--cpu"], model_args=[]
     )
     try:
         server.wait_ready()

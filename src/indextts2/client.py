@@ -205,7 +205,7 @@ class Client:
         return list(self._request("GET", "/v1/voices").json()["data"])
 
     def create_voice(
-        self, reference: ReferenceSource, *, consent: bool, name: str | None = None
+        self, reference: ReferenceSource, *, consent: bool, name: str | None = None, model: str | None = None
     ) -> dict[str, Any]:
         """Save a reference clip on the server; returns the voice (its ``id`` is what requests use).
 
@@ -213,10 +213,13 @@ class Client:
             reference: a path, bytes, a binary file or an Audio.
             consent: must be True: the voice is yours, or you have the speaker's permission.
             name: an optional unique name to use instead of the id.
+            model: which of the server's models encodes it (``/v1/models``; None: its default).
         """
         data = {"consent": "true" if consent else "false"}
         if name:
             data["name"] = name
+        if model:
+            data["model"] = model
         files = {"reference": _reference_file(reference, "reference")}
         return dict(self._request("POST", "/v1/voices", data=data, files=files).json())
 
@@ -237,10 +240,13 @@ class Client:
         options: Any,
         format: str,
         stream: bool,
+        model: str | None,
     ) -> tuple[dict[str, str], dict[str, tuple[str, bytes, str]]]:
         if (voice is None) == (reference is None):
             raise InvalidInput("give either voice= (a saved voice's id or name) or reference= (a clip)")
         data = {"text": text, "format": format, "stream": "true" if stream else "false"}
+        if model:
+            data["model"] = model
         files: dict[str, tuple[str, bytes, str]] = {}
         if voice is not None:
             data["voice"] = voice
@@ -263,6 +269,7 @@ class Client:
         emotion: Any = None,
         options: Any = None,
         format: str = "wav",
+        model: str | None = None,
     ) -> bytes:
         """The speech as an encoded file (wav, flac, mp3, opus, ogg or pcm), as the server sends it."""
         data, files = self._form(
@@ -274,6 +281,7 @@ class Client:
             options=options,
             format=format,
             stream=False,
+            model=model,
         )
         return self._request("POST", "/v1/tts", files=_multipart(data, files)).content
 
@@ -286,6 +294,7 @@ class Client:
         consent: bool = False,
         emotion: Any = None,
         options: Any = None,
+        model: str | None = None,
     ) -> Audio:
         """Speak ``text`` on the server; returns the whole :class:`Audio`.
 
@@ -295,9 +304,16 @@ class Client:
             reference: a clip of the speaker, sent with the request (needs ``consent=True``).
             emotion: an ``indextts2.Emotion`` (clip, vector, text), or None.
             options: an ``indextts2.SynthesisOptions``, or None for the defaults.
+            model: which of the server's models speaks (``/v1/models``; None: its default).
         """
         wav = self.synthesize_bytes(
-            text, voice=voice, reference=reference, consent=consent, emotion=emotion, options=options
+            text,
+            voice=voice,
+            reference=reference,
+            consent=consent,
+            emotion=emotion,
+            options=options,
+            model=model,
         )
         return load_audio(io.BytesIO(wav), max_seconds=None)  # the server's own answer: as long as it is
 
@@ -310,6 +326,7 @@ class Client:
         consent: bool = False,
         emotion: Any = None,
         options: Any = None,
+        model: str | None = None,
     ) -> Iterator[Audio]:
         """Speak ``text``, yielding :class:`Audio` blocks as the server makes them.
 
@@ -324,6 +341,7 @@ class Client:
             options=options,
             format="pcm",
             stream=True,
+            model=model,
         )
         try:
             with self._http.stream("POST", "/v1/tts", files=_multipart(data, files)) as response:

@@ -71,6 +71,7 @@ class EngineStatus:
         error: why it was taken out of rotation.
         outstanding: requests routed to it that have not finished.
         stats: its engine's statistics (None before its first request).
+        model: the id of the model it runs (a server with several models sets it).
     """
 
     name: str
@@ -78,6 +79,7 @@ class EngineStatus:
     error: str | None
     outstanding: int
     stats: Any
+    model: str = ""
 
 
 class _Member:
@@ -123,6 +125,7 @@ class SynthesizerPool:
         self.model_id: str = first.model_id
         self.fingerprint: str = first.fingerprint
         self.sample_rate: int = first.sample_rate
+        self.family: Any = first.family
 
     @classmethod
     def from_pretrained(cls, model: str, *, devices: Sequence[str], **kwargs: Any) -> SynthesizerPool:

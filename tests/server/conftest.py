@@ -46,6 +46,14 @@ def tiny_synthesizer() -> Synthesizer:
     return Synthesizer.from_pretrained("dummy:tiny", device="cpu")
 
 
+@pytest.fixture(scope="session")
+def tiny25_synthesizer() -> Iterator[Synthesizer]:
+    """One dummy:tiny-2.5 (IndexTTS-2.5) Synthesizer for the whole session."""
+    synthesizer = Synthesizer.from_pretrained("dummy:tiny-2.5", device="cpu")
+    yield synthesizer
+    synthesizer.close()
+
+
 @pytest.fixture
 def synthesizer(tiny_synthesizer: Synthesizer) -> SpySynthesizer:
     """The Synthesizer the in-process tests serve, watched (see spy.py)."""

@@ -35,6 +35,7 @@ class SpySynthesizer:
         self.voices_encoded = 0
         self.chunks_made = 0
         self.streams_closed_early = 0
+        self.options_seen: list[Any] = []  # the SynthesisOptions of each stream, in order
         self._lock = threading.Lock()
 
     def __getattr__(self, name: str) -> Any:
@@ -63,6 +64,7 @@ class SpySynthesizer:
 
     def stream(self, text: str, /, **kwargs: Any) -> Iterator[Any]:
         self._note_thread()
+        self.options_seen.append(kwargs.get("options"))
         return self._watch(self._inner.stream(text, **kwargs))  # validation stays eager
 
     def _watch(self, chunks: Iterator[Any]) -> Iterator[Any]:

@@ -446,7 +446,8 @@ def test_health_ready_models_info(client: Any) -> None:
     assert client.get("/readyz").json() == {
         "status": "ready",
         "model": "dummy:tiny",
-        "engines": [{"device": "cpu", "state": "serving"}],
+        "models": ["dummy:tiny"],
+        "engines": [{"model": "dummy:tiny", "device": "cpu", "state": "serving"}],
     }
     models = [m["id"] for m in client.get("/v1/models").json()["data"]]
     assert models[0] == "dummy:tiny"
@@ -513,15 +514,6 @@ def test_web_page_and_assets(client: Any) -> None:
 
 
 # ---- IndexTTS-2.5 behind the same API
-
-
-@pytest.fixture(scope="module")
-def tiny25_synthesizer() -> Any:
-    from indextts2 import Synthesizer
-
-    synthesizer = Synthesizer.from_pretrained("dummy:tiny-2.5", device="cpu")
-    yield synthesizer
-    synthesizer.close()
 
 
 def test_an_indextts_2_5_server_speaks_a_named_language(

@@ -40,12 +40,12 @@ def _speak(client: Any, text: str = "Two engines, one server.") -> Any:
 
 
 def _gauge(text: str, name: str, device: str) -> float:
-    prefix = f'{name}{{device="{device}"}} '
+    prefix = f'{name}{{device="{device}",model="dummy:tiny"}} '
     return float(next(line[len(prefix) :] for line in text.splitlines() if line.startswith(prefix)))
 
 
 def _finished(text: str, device: str) -> float:
-    prefix = f'indextts2_engine_batches_total{{device="{device}",stage="vocoder"}} '
+    prefix = f'indextts2_engine_batches_total{{device="{device}",model="dummy:tiny",stage="vocoder"}} '
     return float(next((line[len(prefix) :] for line in text.splitlines() if line.startswith(prefix)), 0))
 
 
@@ -53,11 +53,11 @@ def _broken(*args: Any, **kwargs: Any) -> Any:
     raise RuntimeError("CUDA error: an illegal memory access was encountered (simulated)")
 
 
-def test_both_engines_serve_and_metrics_are_labelled_by_device(client: Any) -> None:
+def test_both_engines_serve_and_metrics_are_labelled_by_model_and_device(client: Any) -> None:
     ready = client.get("/readyz").json()
     assert ready["engines"] == [
-        {"device": "cpu#0", "state": "serving"},
-        {"device": "cpu#1", "state": "serving"},
+        {"model": "dummy:tiny", "device": "cpu#0", "state": "serving"},
+        {"model": "dummy:tiny", "device": "cpu#1", "state": "serving"},
     ]
     for _ in range(2):  # idle engines take turns
         assert _speak(client).status_code == 200
@@ -86,7 +86,7 @@ def test_a_failed_engine_answers_503_and_the_other_keeps_serving(client: Any, po
     assert ready.status_code == 200  # still serving, on one engine
     assert client.get("/healthz").status_code == 200
     engines = {engine["device"]: engine for engine in ready.json()["engines"]}
-    assert engines[busy] == {"device": busy, "state": "serving"}
+    assert engines[busy] == {"model": "dummy:tiny", "device": busy, "state": "serving"}
     assert engines[idle]["state"] == "failed"
     assert "illegal memory access" in engines[idle]["error"]
     for _ in range(3):

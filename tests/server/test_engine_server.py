@@ -36,7 +36,7 @@ class _InProcess(httpx.BaseTransport):
 
 
 def _metric(text: str, name: str, stage: str, device: str = "cpu") -> float:
-    prefix = f'{name}{{device="{device}",stage="{stage}"}} '
+    prefix = f'{name}{{device="{device}",model="dummy:tiny",stage="{stage}"}} '
     return float(next(line[len(prefix) :] for line in text.splitlines() if line.startswith(prefix)))
 
 
@@ -56,8 +56,8 @@ def test_concurrent_requests_are_decoded_in_one_batch(client: Any, reference_wav
     text = client.get("/metrics").text
     assert _metric(text, "indextts2_engine_batch_size_max", "decode") >= 2  # they overlapped
     assert _metric(text, "indextts2_engine_batches_total", "s2mel") >= 1
-    assert 'indextts2_engine_kv_rows{device="cpu",state="free"}' in text
-    assert 'indextts2_engine_up{device="cpu"} 1.0' in text
+    assert 'indextts2_engine_kv_rows{device="cpu",model="dummy:tiny",state="free"}' in text
+    assert 'indextts2_engine_up{device="cpu",model="dummy:tiny"} 1.0' in text
     # alone, with the same seed, a request gives the same audio (float rounding aside)
     alone: dict[int, Any] = {}
     _speak(client, reference_wav, 2, alone)

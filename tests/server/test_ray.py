@@ -253,3 +253,13 @@ def test_app_builder_takes_serve_run_arguments(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="whoever reaches the Serve proxy"):
         app_builder({key: value for key, value in args.items() if key != "api_keys"})
     assert app_builder({**{k: v for k, v in args.items() if k != "api_keys"}, "insecure": "true"})
+    # one model per Ray application (serve --model A --model B is the plain server's)
+    with pytest.raises(ConfigError, match="unknown argument 'models'"):
+        app_builder({**args, "models": "dummy:tiny,dummy:tiny-2.5"})
+    from indextts2.server.config import ModelPlacement
+
+    two = ServerConfig(
+        api_keys=("k",), models=(ModelPlacement("dummy:tiny"), ModelPlacement("dummy:tiny-2.5"))
+    )
+    with pytest.raises(ConfigError, match="one application per model"):
+        build_app(two, ReplicaSettings())

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from server_helpers import ARTIFACTS, ServerProcess, tone
+from server_helpers import ARTIFACTS, MODEL_ARGS, ServerProcess, tone
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -160,6 +160,10 @@ def test_bad_input_is_shown_on_the_page(
     page = browser_page
     page.goto(server.url + "/")
     page.wait_for_function("document.getElementById('server-status').textContent.includes('ready')")
+    # IndexTTS-2 takes no language and has no duration factor: the page offers neither
+    assert page.is_hidden("#speech-section")
+    assert page.is_hidden("#language-row")
+    assert page.is_hidden("#duration-row")
     page.check("input[name=voice-mode][value=upload]")
     page.click("#generate")
     assert "type some text" in page.inner_text("#status")
@@ -264,3 +268,99 @@ def test_a_phone_on_a_server_with_keys_fits_before_and_after_the_key(
     page.click("#generate")
     page.wait_for_function("document.getElementById('player').dataset.state === 'done'", timeout=60_000)
     assert_fits_the_phone(page, "keys-spoken")
+
+
+def test_an_indextts_2_5_server_offers_its_languages_and_duration(tmp_path: Path, phone_page: Any) -> None:
+    """The page learns the family from /v1/info: a language choice and the duration factor appear, and
+    what is chosen goes out with the request (a phone, so that they must fit its screen too)."""
+    server = ServerProcess(tmp_path, [], model_args=["--model", "dummy:tiny-2.5", *MODEL_ARGS[2:]])
+    try:
+        server.wait_ready()
+        page = phone_page
+        page.goto(server.url + "/")
+        page.wait_for_function("document.getElementById('server-status').textContent.includes('ready')")
+        page.wait_for_function("document.getElementById('voice-select').value !== ''")
+        assert "dummy:tiny-2.5 (IndexTTS-2.5)" in page.inner_text("#server-status")
+        assert page.is_visible("#language-row")
+        assert page.is_visible("#duration-row")
+        choices = page.eval_on_selector_all("#language option", "os => os.map(o => [o.value, o.textContent])")
+        assert choices == [
+            ["", "auto (from the text)"],
+            ["zh", "Chinese (zh)"],
+            ["en", "English (en)"],
+            ["ja", "Japanese (ja)"],
+            ["es", "Spanish (es)"],
+            ["ar", "Arabic (ar)"],
+        ]
+        assert_fits_the_phone(page, "indextts-2.5")
+
+        page.fill("#text", "こんにちは")
+        page.select_option("#language", "ja")
+        page.eval_on_selector("#duration", "s => { s.value = '1.5'; s.dispatchEvent(new Event('input')); }")
+        assert page.inner_text("#duration-value") == "1.50"
+        with page.expect_request("**/v1/tts") as sent:
+            page.click("#generate")
+        body = sent.value.post_data_buffer.decode("utf-8", errors="replace")
+        assert 'name="language"\r\n\r\nja\r\n' in body
+        assert 'name="duration"\r\n\r\n1.5\r\n' in body
+        page.wait_for_function("document.getElementById('player').dataset.state === 'done'", timeout=60_000)
+        assert float(page.eval_on_selector("#player", "p => p.dataset.seconds")) > 0.3
+
+        # auto and 1.00 send nothing: the model detects the language, at its own pace
+        page.select_option("#language", "")
+        page.eval_on_selector("#duration", "s => { s.value = '1'; s.dispatchEvent(new Event('input')); }")
+        with page.expect_request("**/v1/tts") as sent:
+            page.click("#generate")
+        body = sent.value.post_data_buffer.decode("utf-8", errors="replace")
+        assert 'name="language"' not in body
+        assert 'name="duration"' not in body
+        page.wait_for_function("document.getElementById('player').dataset.state === 'done'", timeout=60_000)
+    finally:
+        server.kill()
+
+
+def test_a_server_with_two_models_lets_the_page_choose(tmp_path: Path, browser_page: Any) -> None:
+    """The model choice appears with a second model; the language and duration follow the chosen
+    model's family, and the request names the model."""
+    fast = MODEL_ARGS[MODEL_ARGS.index("--default-options") :]
+    args = ["--model", "dummy:tiny@cpu", "--model", "dummy:tiny-2.5@cpu", *fast]
+    server = ServerProcess(tmp_path, [], model_args=args)
+    try:
+        server.wait_ready()
+        page = browser_page
+        page.goto(server.url + "/")
+        page.wait_for_function("document.getElementById('voice-select').value !== ''")
+        assert "dummy:tiny (IndexTTS-2), dummy:tiny-2.5 (IndexTTS-2.5)" in page.inner_text("#server-status")
+        choices = page.eval_on_selector_all("#model option", "os => os.map(o => [o.value, o.textContent])")
+        assert choices == [
+            ["dummy:tiny", "dummy:tiny (IndexTTS-2)"],
+            ["dummy:tiny-2.5", "dummy:tiny-2.5 (IndexTTS-2.5)"],
+        ]
+        assert page.input_value("#model") == "dummy:tiny"  # the default
+        assert page.is_hidden("#language-row")
+        assert page.is_hidden("#duration-row")
+
+        page.select_option("#model", "dummy:tiny-2.5")
+        assert page.is_visible("#language-row")
+        assert page.is_visible("#duration-row")
+        page.fill("#text", "こんにちは")
+        page.select_option("#language", "ja")
+        with page.expect_request("**/v1/tts") as sent:
+            page.click("#generate")
+        body = sent.value.post_data_buffer.decode("utf-8", errors="replace")
+        assert 'name="model"\r\n\r\ndummy:tiny-2.5\r\n' in body
+        assert 'name="language"\r\n\r\nja\r\n' in body
+        page.wait_for_function("document.getElementById('player').dataset.state === 'done'", timeout=60_000)
+
+        page.select_option("#model", "dummy:tiny")
+        assert page.is_hidden("#language-row")
+        page.fill("#text", "Hello.")
+        with page.expect_request("**/v1/tts") as sent:
+            page.click("#generate")
+        body = sent.value.post_data_buffer.decode("utf-8", errors="replace")
+        assert 'name="model"\r\n\r\ndummy:tiny\r\n' in body
+        assert 'name="language"' not in body
+        page.wait_for_function("document.getElementById('player').dataset.state === 'done'", timeout=60_000)
+        assert "error" not in page.eval_on_selector("#status", "s => s.className")
+    finally:
+        server.kill()

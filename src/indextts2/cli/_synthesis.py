@@ -47,9 +47,9 @@ ModelOpt = Annotated[
     typer.Option(
         "--model",
         "-m",
-        help="Model id (downloaded on first use), a checkpoints directory, or dummy:tiny / dummy:full "
+        help="Model id (downloaded on first use), a checkpoints directory, or dummy:tiny / dummy:tiny-2.5 "
         "(random weights: the whole pipeline runs, the output is noise). Default: INDEXTTS2_MODEL, "
-        "else IndexTeam/IndexTTS-2.",
+        "else IndexTeam/IndexTTS-2.5. With --server: which of the server's models (default: its first).",
         rich_help_panel=MODEL_PANEL,
     ),
 ]

@@ -413,10 +413,11 @@ def say(
     model_flags = ModelFlags(model, device, dtype, cache_dir, revision, offline, accept_license)
     sink = AudioSink(target)
     if server is not None:
-        if model_flags.given():
+        local_only = [flag for flag in model_flags.given() if flag != "--model"]
+        if local_only:
             raise InvalidInput(
-                f"{', '.join(model_flags.given())}: only for local synthesis; "
-                "with --server the server's own model runs"
+                f"{', '.join(local_only)}: only for local synthesis; with --server the server's own "
+                "models run (--model chooses one of them)"
             )
         audio, seconds = _say_remote(
             server,
@@ -427,6 +428,7 @@ def say(
             consent=consent,
             emotion=the_emotion,
             options=options,
+            model=model,
             sink=sink,
             quiet=quiet,
         )
@@ -490,6 +492,7 @@ def _say_remote(
     consent: bool,
     emotion: Emotion | None,
     options: SynthesisOptions,
+    model: str | None,
     sink: AudioSink,
     quiet: bool,
 ) -> tuple[Audio, float]:
@@ -508,7 +511,7 @@ def _say_remote(
     with Client(server, api_key=api_key) as client:
         started = time.perf_counter()
         blocks = client.stream(
-            text, voice=voice, reference=ref, consent=consent, emotion=emotion, options=options
+            text, voice=voice, reference=ref, consent=consent, emotion=emotion, options=options, model=model
         )
         pieces = ((block.samples, block.sample_rate, None) for block in blocks)
         if not quiet:

@@ -64,7 +64,14 @@ def serve(
     gpu: Annotated[bool, typer.Option("--gpu", help="Same as --device cuda.")] = False,
     cpu: Annotated[bool, typer.Option("--cpu", help="Same as --device cpu.")] = False,
     model: Annotated[
-        str | None, typer.Option(help="Model id, directory or dummy:tiny (default: INDEXTTS2_MODEL).")
+        list[str] | None,
+        typer.Option(
+            "--model",
+            metavar="NAME[@DEVICES]",
+            help="Model id, directory or dummy:tiny (default: INDEXTTS2_MODEL). Repeat it to serve several "
+            "models, the first the default (a request's 'model' field chooses); NAME@cuda:1 or "
+            "NAME@cuda:0,cuda:1 runs one on its own devices, else on --device / --devices.",
+        ),
     ] = None,
     api_key: Annotated[
         list[str] | None,
@@ -199,7 +206,9 @@ def serve(
     """Serve speech over HTTP: a web page, a REST API and an OpenAI-compatible API.
 
     Listens on 127.0.0.1:7860 by default. Any other address needs API keys (--api-keys-file), or
-    --insecure on a trusted network.
+    --insecure on a trusted network. Several models in one server, each on its own GPU:
+    --model IndexTeam/IndexTTS-2.5@cuda:0 --model IndexTeam/IndexTTS-2@cuda:1 (requests choose with
+    their 'model' field; the first is the default).
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -218,7 +227,11 @@ def serve(
 
     device_list = tuple(parse_devices(devices)) if devices is not None and not print_systemd_unit else ()
     alias = "cuda" if gpu else "cpu" if cpu else None
-    settings = Settings.from_env().with_overrides(model=model, device=device or alias)
+    from indextts2.server.config import ModelPlacement
+
+    placements = tuple(ModelPlacement.parse(m) for m in model or ()) if not print_systemd_unit else ()
+    first = placements[0].name if placements else (model[0] if model else None)
+    settings = Settings.from_env().with_overrides(model=first, device=device or alias)
     from indextts2.server.logs import LOG_FORMATS
 
     if log_format not in LOG_FORMATS:
@@ -227,6 +240,7 @@ def serve(
         host=host,
         port=port,
         model=settings.model,
+        models=placements if len(placements) > 1 or any(p.devices for p in placements) else (),
         device=settings.device,
         devices=device_list,
         api_keys=tuple(api_key or ()),
@@ -276,8 +290,9 @@ def serve(
     if not print_systemd_unit:  # a unit may be written for another machine
         from indextts2.synthesizer import resolve_device
 
-        for name in config.devices or (config.device,):  # an unknown device, or CUDA where there is
-            resolve_device(name)  # none: one line now
+        for placement in config.placements:  # an unknown device, or CUDA where there is none:
+            for name in placement.devices:  # one line now
+                resolve_device(name)
     if print_systemd_unit:
         serve_args = _serve_args_for_unit()
         writable = [settings.home]

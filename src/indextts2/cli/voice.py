@@ -108,10 +108,10 @@ def create(
     check_audio_file(clip, "CLIP")
     model_flags = ModelFlags(model, device, dtype, cache_dir, revision, offline, accept_license)
     if server is not None:
-        given = (["-o"] if output is not None else []) + model_flags.given()
+        given = (["-o"] if output is not None else []) + [f for f in model_flags.given() if f != "--model"]
         if given:
             raise InvalidInput(f"{', '.join(given)}: only for a local voice file, not with --server")
-        _create_remote(server, clip, api_key=api_key, consent=consent, name=name)
+        _create_remote(server, clip, api_key=api_key, consent=consent, name=name, model=model)
         return
     for flag, value in (("--api-key", api_key), ("--name", name)):
         if value is not None:
@@ -132,7 +132,9 @@ def create(
     typer.echo(str(target))
 
 
-def _create_remote(server: str, clip: Path, *, api_key: str | None, consent: bool, name: str | None) -> None:
+def _create_remote(
+    server: str, clip: Path, *, api_key: str | None, consent: bool, name: str | None, model: str | None
+) -> None:
     from indextts2.client import Client
 
     if not consent:
@@ -141,7 +143,7 @@ def _create_remote(server: str, clip: Path, *, api_key: str | None, consent: boo
             "its speaker allowed you to use it"
         )
     with Client(server, api_key=api_key) as client:
-        saved = client.create_voice(clip, consent=True, name=name)
+        saved = client.create_voice(clip, consent=True, name=name, model=model)
     names = [str(n) for n in [saved.get("name"), *saved.get("aliases", [])] if n]
     label = f" ({escape(', '.join(names))})" if names else ""
     err.print(f"saved voice {escape(str(saved['id']))}{label} on {escape(server)}", highlight=False)

@@ -1,4 +1,4 @@
-"""The shared GPU speech server: a Litestar app in front of one Synthesizer.
+"""The shared GPU speech server: a Litestar app in front of one Synthesizer per served model.
 
 ``create_app(config)`` builds the app; ``indextts2 serve`` runs it under uvicorn. Routes: the web page
 (``/``), ``/v1/tts``, the OpenAI-compatible ``/v1/audio/speech``, saved voices (``/v1/voices``),
@@ -6,6 +6,6 @@
 """
 
 from indextts2.server.app import create_app
-from indextts2.server.config import RateLimit, ServerConfig
+from indextts2.server.config import ModelPlacement, RateLimit, ServerConfig
 
-__all__ = ["RateLimit", "ServerConfig", "create_app"]
+__all__ = ["ModelPlacement", "RateLimit", "ServerConfig", "create_app"]

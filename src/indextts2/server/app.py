@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import anyio
@@ -70,7 +71,7 @@ def _default_usage_db(config: ServerConfig) -> Any:
 
 def create_app(
     config: ServerConfig,
-    synthesizer: Any | None = None,
+    synthesizer: Any | Mapping[str, Any] | None = None,
     *,
     loader: Loader | None = None,
 ) -> Litestar:
@@ -78,9 +79,12 @@ def create_app(
 
     Args:
         config: the server's configuration.
-        synthesizer: a loaded Synthesizer to serve (the app closes it on shutdown only if it loaded it).
-        loader: with no ``synthesizer``, a function that loads one from the config; it runs in the
-            background on the GPU worker thread at startup (``/readyz`` answers 503 until it is done).
+        synthesizer: a loaded Synthesizer to serve, or with several models (``config.models``) a
+            mapping from each model's configured name to its Synthesizer (the app closes them on
+            shutdown only if it loaded them).
+        loader: with no ``synthesizer``, a function that loads one from a config of one model
+            (``config.for_model``), called for each model in turn; it runs in the background on the
+            GPU worker thread at startup (``/readyz`` answers 503 until every model is loaded).
             With neither, the app serves everything but synthesis (503 until a synthesizer is set).
 
     Returns:
@@ -111,9 +115,9 @@ def create_app(
         speech.draining = False  # an app may be started again after a shutdown (test clients do)
         admission.start()
         loading: asyncio.Task[None] | None = None
-        if speech.synthesizer is None and loader is not None:
+        if not speech.ready and loader is not None:
             loading = asyncio.create_task(_load(speech, loader, metrics))
-        elif speech.synthesizer is not None:
+        elif speech.ready:
             metrics.ready.set(1)
         try:
             yield
@@ -121,8 +125,8 @@ def create_app(
             if loading is not None and not loading.done():
                 loading.cancel()
             await drain(app, config.grace_period)  # returns at once after the runner's drain
-            if loading is not None and speech.synthesizer is not None:
-                close = getattr(speech.synthesizer, "close", None)
+            for model in speech.models if loading is not None else ():
+                close = getattr(model.synthesizer, "close", None)
                 if close is not None:  # stops the engine thread; workers waiting on it are released
                     await anyio.to_thread.run_sync(close)
             await admission.stop()
@@ -194,18 +198,26 @@ async def drain(app: Litestar, grace: float) -> None:
 
 
 async def _load(speech: SpeechService, loader: Loader, metrics: Metrics) -> None:
-    """Load the synthesizer on the GPU worker thread (the thread that will use it)."""
+    """Load each model not loaded yet, in order, on the GPU worker thread (the thread that will use
+    it). A model that fails is reported (``/readyz``) and the others still load."""
     config = speech.config
-    logger.info("loading model %s on %s", config.model, ", ".join(config.devices) or config.device)
-    try:
-        synthesizer = await speech.admission.call(lambda: loader(config), timeout=None)
-    except Exception as exc:  # noqa: BLE001 - reported here and by /readyz; the server stays alive
-        speech.load_error = exc
-        logger.error("cannot load model %s: %s", config.model, exc)
-        return
-    speech.synthesizer = synthesizer
-    metrics.ready.set(1)
-    logger.info("model %s is loaded; serving", speech.model_id)
+    for model in speech.models:
+        if model.ready:
+            continue
+        devices = ", ".join(model.placement.devices)
+        logger.info("loading model %s on %s", model.name, devices)
+        one = config.for_model(model.placement)
+        try:
+            synthesizer = await speech.admission.call(functools.partial(loader, one), timeout=None)
+        except Exception as exc:  # noqa: BLE001 - reported here and by /readyz; the server stays alive
+            model.load_error = exc
+            logger.error("cannot load model %s: %s", model.name, exc)
+            continue
+        model.synthesizer = synthesizer
+        logger.info("model %s is loaded", model.id)
+    if speech.ready:
+        metrics.ready.set(1)
+        logger.info("serving %s", ", ".join(m.id for m in speech.models))
 
 
 def _provide_speech(state: State) -> SpeechService:

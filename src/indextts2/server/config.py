@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 from collections.abc import Mapping
@@ -12,7 +13,7 @@ from typing import Any
 from indextts2.errors import ConfigError
 from indextts2.settings import DEFAULT_MODEL
 
-__all__ = ["JwtConfig", "RateLimit", "ServerConfig", "is_loopback_host"]
+__all__ = ["JwtConfig", "ModelPlacement", "RateLimit", "ServerConfig", "is_loopback_host"]
 
 _RATE_PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
 _RATE_PATTERN = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*(second|minute|hour|day)s?\s*$")
@@ -58,6 +59,40 @@ def is_loopback_host(host: str) -> bool:
 
 
 @dataclass(frozen=True)
+class ModelPlacement:
+    """One model a server holds, and where its engines run.
+
+    ``serve --model NAME`` or ``--model NAME@DEVICES`` (``dummy:tiny-2.5@cuda:0,cuda:1``): the
+    devices after the last ``@``; without them, the server's ``--devices`` / ``--device``.
+    """
+
+    name: str
+    """A hub id, a local directory or ``dummy:tiny``."""
+
+    devices: tuple[str, ...] = ()
+    """One engine per device (as ``ServerConfig.devices``); empty: the server's devices."""
+
+    @classmethod
+    def parse(cls, text: str) -> ModelPlacement:
+        """``NAME`` or ``NAME@DEVICES``; a directory that exists keeps its ``@``.
+
+        Raises:
+            ConfigError: an empty name or an empty device list.
+        """
+        from indextts2.pool import parse_devices
+
+        spec = text.strip()
+        name, at, devices = spec.rpartition("@")
+        if spec and (not at or Path(spec).expanduser().exists()):
+            return cls(spec)
+        if not name:
+            raise ConfigError(f"--model {text!r} names no model; e.g. --model dummy:tiny@cpu")
+        if not devices.strip():
+            raise ConfigError(f"--model {text!r}: name the devices after '@', e.g. {name}@cuda:0,cuda:1")
+        return cls(name, tuple(parse_devices(devices)))
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     """Everything the server needs to know, fixed for its lifetime.
 
@@ -72,7 +107,13 @@ class ServerConfig:
     """TCP port to bind (0 = any free port)."""
 
     model: str = DEFAULT_MODEL
-    """The model the server loads (a hub id, a local directory or ``dummy:tiny``)."""
+    """The model the server loads (a hub id, a local directory or ``dummy:tiny``); with ``models``,
+    the first of them (the default one)."""
+
+    models: tuple[ModelPlacement, ...] = ()
+    """Several models in one server (``serve --model A --model B``), each with its own engines; a
+    request's ``model`` field chooses, the first answers requests that name none. Empty: ``model``
+    alone."""
 
     device: str = "auto"
     """Where the model runs: ``auto``, ``cpu``, ``cuda``, ``cuda:1``..."""
@@ -182,6 +223,15 @@ class ServerConfig:
     extra and a tracer provider (``indextts2 serve --otel`` sets up OTLP export)."""
 
     def __post_init__(self) -> None:
+        if self.models:
+            object.__setattr__(self, "model", self.models[0].name)
+            names = [m.name for m in self.models]
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise ConfigError(
+                    f"model {twice[0]} is named twice; give it once, with every device it should run on "
+                    f"(e.g. --model {twice[0]}@cuda:0,cuda:1)"
+                )
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port {self.port} is out of range; use 1-65535 (or 0 for any free port)")
         for name in ("max_queue", "gpu_workers", "max_text_chars", "voice_cache_size"):
@@ -214,6 +264,17 @@ class ServerConfig:
                 raise ConfigError(
                     f"--allow-ip {cidr!r} is not an address or CIDR (e.g. 192.168.1.0/24, 10.0.0.7)"
                 ) from None
+
+    @property
+    def placements(self) -> tuple[ModelPlacement, ...]:
+        """Every model served, the default first, each with the devices its engines run on."""
+        served = self.models or (ModelPlacement(self.model),)
+        return tuple(ModelPlacement(m.name, m.devices or self.devices or (self.device,)) for m in served)
+
+    def for_model(self, placement: ModelPlacement) -> ServerConfig:
+        """This configuration as a server of that one model alone (what a model loader reads)."""
+        devices = () if placement.devices == (self.device,) else placement.devices
+        return dataclasses.replace(self, model=placement.name, models=(), devices=devices)
 
     @property
     def max_upload_bytes(self) -> int:

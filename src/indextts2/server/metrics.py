@@ -38,8 +38,8 @@ class _GpuMemoryCollector(Collector):
 
 
 class _EngineCollector(Collector):
-    """Each engine's batch sizes per stage, occupancy and health, labelled by device, read at scrape
-    time (``read()`` gives a list of :class:`~indextts2.pool.EngineStatus`)."""
+    """Each engine's batch sizes per stage, occupancy and health, labelled by model and device, read
+    at scrape time (``read()`` gives a list of :class:`~indextts2.pool.EngineStatus`)."""
 
     def __init__(self) -> None:
         self.read: Callable[[], Any] = lambda: []
@@ -47,61 +47,63 @@ class _EngineCollector(Collector):
     def collect(self) -> Iterator[Any]:
         engines = self.read() or []
         batches = CounterMetricFamily(
-            "indextts2_engine_batches", "Batches run by the engine, by stage", labels=["device", "stage"]
+            "indextts2_engine_batches",
+            "Batches run by the engine, by stage",
+            labels=["model", "device", "stage"],
         )
         items = CounterMetricFamily(
             "indextts2_engine_batch_items",
             "Items processed by the engine, by stage (items / batches = the mean batch size)",
-            labels=["device", "stage"],
+            labels=["model", "device", "stage"],
         )
         last = GaugeMetricFamily(
             "indextts2_engine_batch_size",
             "Size of the latest batch of each stage",
-            labels=["device", "stage"],
+            labels=["model", "device", "stage"],
         )
         largest = GaugeMetricFamily(
             "indextts2_engine_batch_size_max",
             "Largest batch of each stage so far",
-            labels=["device", "stage"],
+            labels=["model", "device", "stage"],
         )
         occupancy = GaugeMetricFamily(
             "indextts2_engine_requests",
             "Requests in the engine, waiting or active",
-            labels=["device", "state"],
+            labels=["model", "device", "state"],
         )
         rows = GaugeMetricFamily(
-            "indextts2_engine_kv_rows", "Rows of the GPT's KV-cache pool", labels=["device", "state"]
+            "indextts2_engine_kv_rows", "Rows of the GPT's KV-cache pool", labels=["model", "device", "state"]
         )
         decoding = GaugeMetricFamily(
-            "indextts2_engine_decoding", "Sequences in the GPT's decode batch", labels=["device"]
+            "indextts2_engine_decoding", "Sequences in the GPT's decode batch", labels=["model", "device"]
         )
         up = GaugeMetricFamily(
             "indextts2_engine_up",
             "1 while the engine takes requests, 0 once it failed and left the rotation",
-            labels=["device"],
+            labels=["model", "device"],
         )
         outstanding = GaugeMetricFamily(
             "indextts2_engine_outstanding",
             "Requests routed to the engine and not finished (what the router balances)",
-            labels=["device"],
+            labels=["model", "device"],
         )
         for engine in engines:
-            device = engine.name
-            up.add_metric([device], 1.0 if engine.healthy else 0.0)
-            outstanding.add_metric([device], float(engine.outstanding))
+            model, device = engine.model, engine.name
+            up.add_metric([model, device], 1.0 if engine.healthy else 0.0)
+            outstanding.add_metric([model, device], float(engine.outstanding))
             stats = engine.stats
             if stats is None:
                 continue
             for stage in stats.batches:
-                batches.add_metric([device, stage], float(stats.batches[stage]))
-                items.add_metric([device, stage], float(stats.items[stage]))
-                last.add_metric([device, stage], float(stats.last_batch[stage]))
-                largest.add_metric([device, stage], float(stats.largest_batch[stage]))
-            occupancy.add_metric([device, "waiting"], float(stats.waiting))
-            occupancy.add_metric([device, "active"], float(stats.active))
-            rows.add_metric([device, "total"], float(stats.kv_rows))
-            rows.add_metric([device, "free"], float(stats.kv_rows_free))
-            decoding.add_metric([device], float(stats.decoding))
+                batches.add_metric([model, device, stage], float(stats.batches[stage]))
+                items.add_metric([model, device, stage], float(stats.items[stage]))
+                last.add_metric([model, device, stage], float(stats.last_batch[stage]))
+                largest.add_metric([model, device, stage], float(stats.largest_batch[stage]))
+            occupancy.add_metric([model, device, "waiting"], float(stats.waiting))
+            occupancy.add_metric([model, device, "active"], float(stats.active))
+            rows.add_metric([model, device, "total"], float(stats.kv_rows))
+            rows.add_metric([model, device, "free"], float(stats.kv_rows_free))
+            decoding.add_metric([model, device], float(stats.decoding))
         yield from (batches, items, last, largest, occupancy, rows, decoding, up, outstanding)
 
 

@@ -34,6 +34,7 @@ from ray.exceptions import RayError, RayTaskError
 from ray.serve.handle import DeploymentHandle
 
 from indextts2.errors import ConfigError, EngineFailed, IndexTTS2Error, InvalidInput
+from indextts2.model.family import ModelFamily, family_named
 from indextts2.pool import EngineStatus
 from indextts2.server.config import RateLimit, ServerConfig
 
@@ -151,6 +152,7 @@ class SynthesizerReplica:
             "model_id": synthesizer.model_id,
             "fingerprint": synthesizer.fingerprint,
             "sample_rate": synthesizer.sample_rate,
+            "family": synthesizer.family.name,
             "device": str(getattr(synthesizer, "device", "")),
         }
 
@@ -184,6 +186,7 @@ class RaySynthesizer:
         self.model_id: str = str(info["model_id"])
         self.fingerprint: str = str(info["fingerprint"])
         self.sample_rate: int = int(info["sample_rate"])
+        self.family: ModelFamily = family_named(str(info["family"]))
         self._outstanding = 0
         self._lock = threading.Lock()
 
@@ -275,6 +278,11 @@ def build_app(config: ServerConfig, replicas: ReplicaSettings, *, load: Loader |
     Raises:
         ConfigError: no API key (nor ``insecure``): a Serve proxy listens on every interface.
     """
+    if config.models:
+        raise ConfigError(
+            "a Ray application serves one model (with its replicas); deploy one application per model "
+            "instead of several models in one"
+        )
     if not (config.needs_key or config.insecure):
         raise ConfigError(
             "the Ray app answers whoever reaches the Serve proxy: give api_keys_file (keys from "
@@ -325,7 +333,7 @@ def app_builder(args: Mapping[str, Any]) -> Any:
     return build_app(config, ReplicaSettings(**replica))
 
 
-_NOT_ARGS = {"jwt", "default_options", "caller_quotas", "pidfile"}
+_NOT_ARGS = {"jwt", "default_options", "caller_quotas", "pidfile", "models"}
 
 
 def _default(field: dataclasses.Field[Any]) -> Any:

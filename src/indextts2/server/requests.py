@@ -25,6 +25,7 @@ from indextts2.audio import FORMATS, load_audio
 from indextts2.audio.aac import INSTALL_HINT as AAC_INSTALL_HINT
 from indextts2.audio.aac import aac_available
 from indextts2.errors import InvalidInput, TextTooLong
+from indextts2.options import SPEED_RANGE
 
 __all__ = [
     "OPENAI_FORMATS",
@@ -46,6 +47,7 @@ OPENAI_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
 # OpenAI's pcm is 16-bit mono at 24 kHz; clients that play it assume that rate.
 OPENAI_PCM_RATE = 24000
 OPENAI_SPEED_RANGE = (0.25, 4.0)
+"""OpenAI's ``speed`` range; IndexTTS takes only :data:`~indextts2.options.SPEED_RANGE` of it."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -63,6 +65,13 @@ class TTSForm:
 
     text: Annotated[str, described("The text to speak.")]
     voice: Annotated[str | None, described("A saved voice: its id or name (see `/v1/voices`).")] = None
+    model: Annotated[
+        str | None,
+        described(
+            "Which of the server's models speaks (`/v1/models`): its id, or its family when one model "
+            "has it (`IndexTTS-2`). Absent: the first (the default)."
+        ),
+    ] = None
     reference: Annotated[
         UploadFile | None,
         described("A reference clip of the speaker (wav, flac, ogg, opus, mp3), used once and not kept."),
@@ -89,6 +98,24 @@ class TTSForm:
         described('The emotion in words (e.g. "furious and impatient"), read by the text-emotion model.'),
     ] = None
     emotion_random: Annotated[bool, described("Pick the emotion exemplar at random (vector mode).")] = False
+    language: Annotated[
+        str | None,
+        described(
+            "IndexTTS-2.5: the text's language, one of `family.languages` in `/v1/info` (zh, en, ja, es, "
+            "ar); `auto` or absent: detected from the script. A model without languages refuses it."
+        ),
+    ] = None
+    duration: Annotated[
+        float | None,
+        described(
+            "IndexTTS-2.5: the duration factor, 0.5 to 2.0 (1.25 = 25 % longer, slower; the official "
+            "`duration_factor`). A model without it refuses it."
+        ),
+    ] = None
+    speed: Annotated[
+        float | None,
+        described("Speaking rate, 0.5 to 2.0 (1.25 = 25 % faster); on IndexTTS-2.5 it divides `duration`."),
+    ] = None
     options: Annotated[
         str | None,
         described(
@@ -108,16 +135,26 @@ class OpenAISpeechBody:
     """``POST /v1/audio/speech``: OpenAI's speech request. ``voice`` names a saved voice."""
 
     input: Annotated[str, described("The text to speak.")]
-    model: Annotated[str, described("`indextts2`, the loaded model's id, or an alias such as `tts-1`.")] = (
-        "indextts2"
-    )
+    model: Annotated[
+        str,
+        described(
+            "A served model's id (`/v1/models`) or family, or an alias of the first (`indextts2`, `tts-1`, "
+            "`tts-1-hd`)."
+        ),
+    ] = "indextts2"
     voice: Annotated[
         str | dict[str, str] | None, described('A saved voice: its id or name, or `{"id": ...}`.')
     ] = None
     response_format: Annotated[
         str, described("mp3, opus, aac (with the aac extra), flac, wav or pcm (16-bit mono at 24 kHz).")
     ] = "mp3"
-    speed: Annotated[float, described("0.25 to 4.0; 1 is the model's own pace.")] = 1.0
+    speed: Annotated[
+        float,
+        described(
+            "The speaking rate, 1 = the model's own pace. OpenAI allows 0.25 to 4.0; IndexTTS takes 0.5 "
+            "to 2.0 (on IndexTTS-2.5: the duration factor 1 / speed)."
+        ),
+    ] = 1.0
     instructions: Annotated[str | None, described("Read as the emotion, described in words.")] = None
     stream_format: Annotated[
         str, described("`audio` (bytes) or `sse` (`speech.audio.delta` / `speech.audio.done` events).")
@@ -125,6 +162,13 @@ class OpenAISpeechBody:
     seed: Annotated[
         int | None,
         described('indextts2\'s addition (`extra_body={"seed": 7}`): the same seed gives the same audio.'),
+    ] = None
+    language: Annotated[
+        str | None,
+        described(
+            'indextts2\'s addition for IndexTTS-2.5 (`extra_body={"language": "ja"}`): the text\'s '
+            "language (zh, en, ja, es, ar; `auto` or absent: detected)."
+        ),
     ] = None
 
 
@@ -163,6 +207,8 @@ class SpeechRequest:
     text: str
     voice: str | None = None
     """A saved voice's id or name."""
+    model: str | None = None
+    """The served model that speaks (an id, family or alias); None: the default."""
     reference: bytes | None = None
     """An inline reference clip (consent given)."""
     reference_name: str = "reference"
@@ -238,6 +284,21 @@ def _parse_weights(text: str) -> dict[str, float]:
     return parsed
 
 
+def _language(value: str | None) -> str | None:
+    """A language field: None when absent, empty or ``auto`` (the model detects it from the text)."""
+    text = value.strip() if value is not None else ""
+    return None if not text or text.lower() == "auto" else text
+
+
+def _with_fields(options: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    """The ``options`` JSON with the options that came as fields of their own (those given)."""
+    given = {name: value for name, value in fields.items() if value is not None}
+    twice = sorted(set(given) & set(options))
+    if twice:
+        raise InvalidInput(f"{', '.join(twice)} came twice, as a field and inside options; give each once")
+    return {**options, **given}
+
+
 def upload_name(upload: UploadFile | None, default: str) -> str:
     """An upload's file name as error messages and the voice store show it (no directories, short)."""
     raw = (upload.filename if upload else None) or ""
@@ -285,9 +346,18 @@ async def parse_tts_form(form: TTSForm, *, max_text_chars: int) -> SpeechRequest
         random=form.emotion_random,
     )
     options = _parse_json_object(form.options, "options", '{"seed": 7}') if form.options else {}
+    options = _with_fields(
+        options,
+        {
+            "language": _language(form.language),
+            "duration": _finite(form.duration, "duration") if form.duration is not None else None,
+            "speed": _finite(form.speed, "speed") if form.speed is not None else None,
+        },
+    )
     return SpeechRequest(
         text=text,
         voice=voice,
+        model=form.model.strip() if form.model and form.model.strip() else None,
         reference=await _read_upload(form.reference),
         reference_name=upload_name(form.reference, "reference"),
         emotion=emotion,
@@ -313,16 +383,26 @@ def parse_openai_body(body: OpenAISpeechBody, *, max_text_chars: int) -> tuple[S
         )
     if body.stream_format not in ("audio", "sse"):
         raise InvalidInput(f"stream_format {body.stream_format!r} is not supported; use 'audio' or 'sse'")
-    low, high = OPENAI_SPEED_RANGE
+    # OpenAI's speed is our speed: the rate control of every family (on IndexTTS-2.5 the duration
+    # factor 1 / speed, the same float64 arithmetic as duration alone). Its range is ours, not OpenAI's.
+    low, high = SPEED_RANGE
     if not (math.isfinite(body.speed) and low <= body.speed <= high):
-        raise InvalidInput(f"speed must be between {low} and {high}, got {body.speed}")
+        raise InvalidInput(
+            f"speed must be between {low} and {high} here, got {body.speed}: OpenAI's "
+            f"{OPENAI_SPEED_RANGE[0]} to {OPENAI_SPEED_RANGE[1]} is wider than IndexTTS stretches speech "
+            "(at most twice as fast or as slow)"
+        )
     instructions = body.instructions.strip() if body.instructions and body.instructions.strip() else None
     options: dict[str, Any] = {"speed": float(body.speed)} if body.speed != 1.0 else {}
     if body.seed is not None:
         options["seed"] = body.seed
+    language = _language(body.language)
+    if language is not None:
+        options["language"] = language
     request = SpeechRequest(
         text=text,
         voice=str(voice).strip(),
+        model=body.model,
         emotion=EmotionFields(text=instructions),
         options=options,
         format=fmt,

@@ -30,8 +30,9 @@ logger = logging.getLogger(__name__)
 
 
 def load_synthesizer(config: ServerConfig) -> Any:
-    """The Synthesizer the server uses (runs on the GPU worker thread at startup): one engine, or
-    a :class:`~indextts2.pool.SynthesizerPool` of one engine per device (``config.devices``)."""
+    """The Synthesizer of ``config.model`` (runs on the GPU worker thread at startup, once per model
+    of the server, each with ``config.for_model``): a :class:`~indextts2.pool.SynthesizerPool` of one
+    engine per device (``config.devices``), or of one engine on ``config.device``."""
     from indextts2 import Synthesizer  # issue 8
     from indextts2.engine import EngineConfig
 
@@ -213,12 +214,20 @@ def serve(
 
 
 class _Takeover:
-    """What a replacement brings to its start: its loaded model and the old server's socket."""
+    """What a replacement brings to its start: its loaded models (by name) and the old server's
+    socket."""
 
-    def __init__(self, synthesizer: Any, listener: socket.socket, old: Path) -> None:
-        self.synthesizer = synthesizer
+    def __init__(self, synthesizers: dict[str, Any], listener: socket.socket, old: Path) -> None:
+        self.synthesizers = synthesizers
         self.listener = listener
         self.old = old
+
+
+def _close_all(synthesizers: dict[str, Any]) -> None:
+    for synthesizer in synthesizers.values():
+        close = getattr(synthesizer, "close", None)
+        if close is not None:
+            close()
 
 
 def _take_over(config: ServerConfig, load: Callable[[ServerConfig], Any], pid: int) -> _Takeover | None:
@@ -236,16 +245,20 @@ def _take_over(config: ServerConfig, load: Callable[[ServerConfig], Any], pid: i
         )
         return None
     started = time.monotonic()
-    logger.warning("replacing the server with pid %d: loading %s while it serves", pid, config.model)
+    names = ", ".join(p.name for p in config.placements)
+    logger.warning("replacing the server with pid %d: loading %s while it serves", pid, names)
+    synthesizers: dict[str, Any] = {}
     try:  # if this fails, the old server simply keeps serving
-        synthesizer = load(config)
-        warm_up = getattr(synthesizer, "warm_up", None)
-        if warm_up is not None:
-            warm_up()
-    except IndexTTS2Error:
-        raise
+        for placement in config.placements:
+            synthesizer = synthesizers[placement.name] = load(config.for_model(placement))
+            warm_up = getattr(synthesizer, "warm_up", None)
+            if warm_up is not None:
+                warm_up()
     except Exception as exc:
-        message = f"cannot load model {config.model}: {exc}; the old server keeps serving"
+        _close_all(synthesizers)
+        if isinstance(exc, IndexTTS2Error):
+            raise
+        message = f"cannot load model {names}: {exc}; the old server keeps serving"
         raise IndexTTS2Error(message) from exc
     listener = take_listener(path)
     if listener is not None and listener.getsockname()[1] != config.port and config.port != 0:
@@ -257,14 +270,12 @@ def _take_over(config: ServerConfig, load: Callable[[ServerConfig], Any], pid: i
         listener.close()
         listener = None
     if listener is None:
-        close = getattr(synthesizer, "close", None)
-        if close is not None:
-            close()
+        _close_all(synthesizers)
         return None
     logger.warning(
         "loaded and warmed in %.1f s; taking over the port from pid %d", time.monotonic() - started, pid
     )
-    return _Takeover(synthesizer, listener, path)
+    return _Takeover(synthesizers, listener, path)
 
 
 def _call_soon(loop: asyncio.AbstractEventLoop, function: Callable[[], None]) -> None:
@@ -280,21 +291,21 @@ def _run(
     access_log: bool,
 ) -> None:
     """Build the app and run it under uvicorn until it stops; raise why it could not start."""
-    load_failure: list[BaseException] = []
+    load_failure: list[tuple[str, BaseException]] = []  # (model, why)
     server_ref: list[_Server] = []
 
     def guarded_loader(server_config: ServerConfig) -> Any:
         try:
             return loader(server_config)
         except Exception as exc:
-            load_failure.append(exc)
+            load_failure.append((server_config.model, exc))
             if server_ref:
                 server_ref[0].should_exit = True
             raise
 
     _steady_heap()
     logging.getLogger(ACCESS_LOGGER).disabled = not access_log
-    preloaded = takeover.synthesizer if takeover is not None else None
+    preloaded = takeover.synthesizers if takeover is not None else None
     app = create_app(config, preloaded, loader=None if preloaded is not None else guarded_loader)
     uvicorn_config = uvicorn.Config(
         app,
@@ -362,13 +373,11 @@ def _run(
         if handover is not None:
             handover.close()
         if preloaded is not None:  # the app closes only what it loaded itself
-            close = getattr(preloaded, "close", None)
-            if close is not None:
-                close()
+            _close_all(preloaded)
     if load_failure:
-        failure = load_failure[0]
+        model, failure = load_failure[0]
         if isinstance(failure, IndexTTS2Error):
             raise failure
-        raise IndexTTS2Error(f"cannot load model {config.model}: {failure}") from failure
+        raise IndexTTS2Error(f"cannot load model {model}: {failure}") from failure
     if not server.started:
         raise cannot_start

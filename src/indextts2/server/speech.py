@@ -1,8 +1,9 @@
 """The speech service: what the routes call. It owns no HTTP and no model logic.
 
-It resolves voices, builds GPU jobs that call the Synthesizer exactly as its contract says (on the
-admission's worker threads, never on the event loop) and hands back tickets of audio chunks. The
-workers only wait: the Synthesizer's engine batches the work of all of them on the GPU.
+It resolves the model a request names and its voice, builds GPU jobs that call that model's
+Synthesizer exactly as its contract says (on the admission's worker threads, never on the event
+loop) and hands back tickets of audio chunks. The workers only wait: each Synthesizer's engine
+batches the work of all of them on its GPU.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from indextts2.pool import EngineStatus
 from indextts2.server.admission import Admission, Ticket
 from indextts2.server.config import ServerConfig
 from indextts2.server.errors import NotReady, ShuttingDown
+from indextts2.server.models import ServedModel, ServedModels
 from indextts2.server.requests import SpeechRequest, build_emotion, build_options
 from indextts2.server.voices import VoiceRecord, VoiceStore
 
@@ -30,7 +32,12 @@ logger = logging.getLogger(__name__)
 
 
 class SpeechService:
-    """Synthesis and voices for the routes, in front of one Synthesizer behind one admission."""
+    """Synthesis and voices for the routes, in front of the server's models behind one admission.
+
+    Each model (``ServerConfig.placements``, the default first) has its own Synthesizer; a
+    request's ``model`` chooses (:meth:`ServedModels.resolve`). The admission (queue, workers) is
+    shared: the workers only wait, each model's engines batch its own work.
+    """
 
     def __init__(
         self,
@@ -41,43 +48,58 @@ class SpeechService:
         voices: VoiceStore,
     ) -> None:
         self.config = config
-        self.synthesizer = synthesizer
+        self.models = ServedModels(config.placements, aliases=config.model_aliases)
+        if synthesizer is not None:
+            self.models.load(synthesizer)
         self.admission = admission
         self.voices = voices
-        self.load_error: BaseException | None = None
-        """Why loading the model failed, when it did."""
         self.draining = False
         """The server is shutting down: no new work is admitted."""
 
     @property
+    def synthesizer(self) -> Any | None:
+        """The default model's Synthesizer (None until it is loaded)."""
+        return self.models.default.synthesizer
+
+    @synthesizer.setter
+    def synthesizer(self, value: Any) -> None:
+        self.models.load(value)
+
+    @property
+    def load_error(self) -> str | None:
+        """Why a model could not be loaded, naming it when the server has several."""
+        failed = [m for m in self.models if m.load_error is not None]
+        if not failed:
+            return None
+        if len(self.models) == 1:
+            return str(failed[0].load_error)
+        return "; ".join(f"{m.name}: {m.load_error}" for m in failed)
+
+    @property
     def ready(self) -> bool:
-        return self.synthesizer is not None
+        """Every model is loaded."""
+        return all(m.ready for m in self.models)
 
     @property
     def model_id(self) -> str:
-        return str(getattr(self.synthesizer, "model_id", self.config.model))
+        """The default model's id."""
+        return self.models.default.id
+
+    @property
+    def family(self) -> Any:
+        """The default model's family (see :attr:`ServedModel.family`)."""
+        return self.models.default.family
 
     def engines(self) -> list[EngineStatus]:
-        """Every engine behind this service: its health, outstanding requests and statistics.
-
-        A pool (``--devices``) and a Ray deployment report their own; a single Synthesizer is one
-        engine, on its device.
-        """
-        synthesizer = self.synthesizer
-        if synthesizer is None:
-            return []
-        engines = getattr(synthesizer, "engines", None)
-        if engines is not None:
-            return list(engines())
-        read = getattr(synthesizer, "engine_stats", None)
-        name = str(getattr(synthesizer, "device", self.config.device))
+        """Every engine of every model: its health, outstanding requests and statistics."""
         in_flight = self.admission.in_flight
-        return [EngineStatus(name, True, None, in_flight, read() if read is not None else None)]
+        return [engine for model in self.models for engine in model.engines(in_flight)]
 
     @property
     def healthy(self) -> bool:
-        """Some engine takes requests (False once every engine of a pool has failed)."""
-        return bool(getattr(self.synthesizer, "healthy", True))
+        """Every loaded model has an engine that takes requests (a model whose engines have all
+        failed needs a restart, as a server of that model alone would)."""
+        return all(m.healthy for m in self.models if m.ready)
 
     async def drain(self, grace: float) -> None:
         """Admit nothing new; end what is still running after ``grace`` seconds (see ``app.drain``)."""
@@ -90,46 +112,59 @@ class SpeechService:
             ),
         )
 
-    def _admitting(self) -> Any:
-        """The Synthesizer, for new work (refused while shutting down: admitted work may finish)."""
+    def _admitting(self, requested: str | None) -> ServedModel:
+        """The model a request names, for new work (refused while shutting down: admitted work may
+        finish)."""
         if self.draining:
             raise ShuttingDown("the server is shutting down; send the request again in a few seconds")
-        return self._synthesizer()
+        model = self.models.resolve(requested)
+        self._synthesizer(model)
+        return model
 
-    def _synthesizer(self) -> Any:
-        if self.synthesizer is None:
-            if self.load_error is not None:
-                raise NotReady(f"the model could not be loaded: {self.load_error}")
-            raise NotReady("the model is not loaded yet; try again when /readyz answers 200")
-        return self.synthesizer
+    def _synthesizer(self, model: ServedModel) -> Any:
+        if model.synthesizer is None:
+            which = f"model {model.name}" if len(self.models) > 1 else "the model"
+            if model.load_error is not None:
+                raise NotReady(f"{which} could not be loaded: {model.load_error}")
+            raise NotReady(f"{which} is not loaded yet; try again when /readyz answers 200")
+        return model.synthesizer
 
     # ---- voices (the conditioning runs on the GPU worker)
 
-    def _encode_reference(self, data: bytes, name: str) -> Any:
-        """Decode and encode a reference clip (blocking; GPU worker only).
+    def _encode_reference(self, model: ServedModel, data: bytes, name: str) -> Any:
+        """Decode and encode a reference clip for a model (blocking; GPU worker only).
 
         The clip is decoded here, within the server's limits and under its file name, so that a
         hostile header is refused before any sample is decoded and errors name the upload.
         """
-        synthesizer = self._synthesizer()
+        synthesizer = self._synthesizer(model)
         audio = load_audio(data, max_seconds=self.config.max_reference_seconds, name=name)
         return synthesizer.voice(audio)
 
-    def _saved_voice(self, record: VoiceRecord) -> Any:
-        """The conditioning of a saved voice, from memory or encoded again (GPU worker only)."""
-        voice = self.voices.cached_conditioning(record.id)
+    def _saved_voice(self, model: ServedModel, record: VoiceRecord) -> Any:
+        """A saved voice's conditioning for a model, from memory or encoded again from its stored
+        clip (GPU worker only): for the model it was saved with, or for another one when asked."""
+        voice = self.voices.cached_conditioning(record.id, model=model.id)
         if voice is None:
-            voice = self._encode_reference(self.voices.reference_bytes(record.id), record.filename)
-            self.voices.remember_conditioning(record.id, voice)
+            if record.model_id and record.model_id != model.id:
+                logger.info(
+                    "voice %s was saved for %s; encoding its stored clip for %s",
+                    record.id,
+                    record.model_id,
+                    model.id,
+                )
+            voice = self._encode_reference(model, self.voices.reference_bytes(record.id), record.filename)
+            self.voices.remember_conditioning(record.id, voice, model=model.id)
         return voice
 
     async def create_voice(
-        self, *, reference: bytes, filename: str, name: str | None
+        self, *, reference: bytes, filename: str, name: str | None, model: str | None = None
     ) -> tuple[VoiceRecord, bool]:
-        """Encode a reference once and save it; returns (record, created)."""
-        synthesizer = self._admitting()
+        """Encode a reference once, for the model named (default: the first), and save it;
+        returns (record, created)."""
+        served = self._admitting(model)
         voice = await self.admission.call(
-            functools.partial(self._encode_reference, reference, filename),
+            functools.partial(self._encode_reference, served, reference, filename),
             timeout=self.config.request_timeout,
         )
         record, created = await anyio.to_thread.run_sync(
@@ -140,10 +175,10 @@ class SpeechService:
                 filename=filename,
                 name=name,
                 duration=float(voice.duration),
-                model_id=str(getattr(voice, "model_id", synthesizer.model_id)),
+                model_id=str(getattr(voice, "model_id", served.id)),
             )
         )
-        self.voices.remember_conditioning(record.id, voice)
+        self.voices.remember_conditioning(record.id, voice, model=served.id)
         return record, created
 
     # ---- synthesis
@@ -157,17 +192,19 @@ class SpeechService:
         validation runs first thing on the worker and comes out of the ticket before any audio.
 
         Raises:
-            VoiceNotFound, InvalidInput, Overloaded, NotReady.
+            ModelNotFound, VoiceNotFound, InvalidInput, Overloaded, NotReady.
         """
-        synthesizer = self._admitting()
+        model = self._admitting(request.model)
+        synthesizer = self._synthesizer(model)
+        self.models.check_options(model, request.options)
         record = self.voices.get(request.voice) if request.voice else None
         config = self.config
 
         def job() -> Iterator[Any]:
             if record is not None:
-                voice = self._saved_voice(record)
+                voice = self._saved_voice(model, record)
             elif request.reference is not None:
-                voice = self._encode_reference(request.reference, request.reference_name)
+                voice = self._encode_reference(model, request.reference, request.reference_name)
             else:
                 raise InvalidInput("say whose voice to use: a saved voice, or a reference clip")
             synthesizer.check_voice(voice)

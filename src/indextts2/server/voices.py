@@ -15,8 +15,10 @@ never leaves half a voice, and a restart finds every voice that was acknowledged
 the same clip is uploaded again becomes another name of the stored voice (``aliases``); its
 ``meta.json`` is replaced atomically (a temporary file renamed over it). Ids and names are
 validated before any path is built from them: no request can name a file outside the store.
-The conditioning (the encoded reference) is not stored: it depends on the loaded model, and is computed
-again on first use after a restart, then kept in a small in-memory LRU cache.
+The conditioning (the encoded reference) is not stored: it depends on the model, and is computed
+again on first use after a restart, then kept in a small in-memory LRU cache per (model, voice). A
+voice records the model it was saved with (``model_id``); a server with several models encodes its
+stored clip again for another one when a request asks for that model.
 """
 
 from __future__ import annotations
@@ -110,7 +112,7 @@ class VoiceStore:
         self._records: dict[str, VoiceRecord] = {}
         self._builtin: dict[str, tuple[VoiceRecord, Path]] = {}  # id -> record, reference file
         self._lock = threading.Lock()
-        self._conditioning: OrderedDict[str, Any] = OrderedDict()
+        self._conditioning: OrderedDict[tuple[str, str], Any] = OrderedDict()  # (model, voice id)
         self._cache_size = cache_size
 
     # ---- built-in voices
@@ -301,7 +303,8 @@ class VoiceStore:
             )
         with self._lock:
             self._records.pop(record.id, None)
-            self._conditioning.pop(record.id, None)
+            for key in [key for key in self._conditioning if key[1] == record.id]:
+                del self._conditioning[key]
             graveyard = self.root / f".tmp-deleted-{record.id}"
             try:
                 os.rename(self.root / record.id, graveyard)  # atomic: gone for good, or still whole
@@ -363,20 +366,21 @@ class VoiceStore:
             )
         return record
 
-    # ---- conditioning cache (the Synthesizer's Voice objects)
+    # ---- conditioning cache (the Synthesizers' Voice objects, per model)
 
-    def cached_conditioning(self, voice_id: str) -> Any | None:
+    def cached_conditioning(self, voice_id: str, *, model: str = "") -> Any | None:
+        """A voice's conditioning for ``model`` (its id), if it is in memory."""
         with self._lock:
-            voice = self._conditioning.get(voice_id)
+            voice = self._conditioning.get((model, voice_id))
             if voice is not None:
-                self._conditioning.move_to_end(voice_id)
+                self._conditioning.move_to_end((model, voice_id))
             return voice
 
-    def remember_conditioning(self, voice_id: str, voice: Any) -> None:
+    def remember_conditioning(self, voice_id: str, voice: Any, *, model: str = "") -> None:
         with self._lock:
             if voice_id not in self._records and voice_id not in self._builtin:
                 return
-            self._conditioning[voice_id] = voice
-            self._conditioning.move_to_end(voice_id)
+            self._conditioning[(model, voice_id)] = voice
+            self._conditioning.move_to_end((model, voice_id))
             while len(self._conditioning) > self._cache_size:
                 self._conditioning.popitem(last=False)

@@ -1,7 +1,9 @@
 """``POST /v1/audio/speech``: OpenAI's speech API, so that OpenAI clients work unchanged.
 
-``voice`` names a saved voice (id or name, or ``{"id": ...}``); ``instructions`` is read as the emotion
-in words; ``speed`` goes to the synthesis options. pcm is 16-bit mono at 24 kHz, as OpenAI sends it.
+``voice`` names a saved voice (id or name, or ``{"id": ...}``); ``model`` one of the server's models
+(OpenAI's ``tts-1`` / ``tts-1-hd`` mean the first); ``instructions`` is read as the emotion in words;
+``speed`` goes to the synthesis options (on IndexTTS-2.5 the duration factor 1 / speed). pcm is
+16-bit mono at 24 kHz, as OpenAI sends it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from typing import Any
 from litestar import Request, Response, post
 from litestar.params import JSONBody
 
-from indextts2.errors import ModelNotFound
 from indextts2.server.openapi import AUDIO_MEDIA_TYPES, documented
 from indextts2.server.requests import OpenAISpeechBody, parse_openai_body
 from indextts2.server.routes._common import AUDIO_ANSWER, MetricsDep, Speech, speak
@@ -19,11 +20,6 @@ from indextts2.server.routes._common import AUDIO_ANSWER, MetricsDep, Speech, sp
 __all__ = ["HANDLERS", "openai_speech"]
 
 SPEECH_MEDIA_TYPES = (*AUDIO_MEDIA_TYPES, "text/event-stream")
-
-
-def served_models(speech: Speech) -> list[str]:
-    """The model names the API answers to: the loaded model and the configured aliases."""
-    return list(dict.fromkeys([speech.model_id, *speech.config.model_aliases]))
 
 
 @post(
@@ -53,9 +49,6 @@ async def openai_speech(
     request: Request[Any, Any, Any], speech: Speech, metrics: MetricsDep, data: JSONBody[OpenAISpeechBody]
 ) -> Response[Any]:
     parsed, sse = parse_openai_body(data, max_text_chars=speech.config.max_text_chars)
-    models = served_models(speech)
-    if data.model not in models:
-        raise ModelNotFound(f"model {data.model!r} is not served here; use one of {', '.join(models)}")
     return await speak(request, speech, metrics, parsed, sse=sse)
 
 

@@ -11,10 +11,10 @@ from indextts2.__about__ import __version__
 from indextts2.audio import FORMATS
 from indextts2.server.errors import error_body
 from indextts2.server.metrics import CONTENT_TYPE
+from indextts2.server.models import family_json
 from indextts2.server.openapi import documented
 from indextts2.server.requests import STREAMABLE_FORMATS, emotion_names, option_names
 from indextts2.server.routes._common import Access, MetricsDep, Speech
-from indextts2.server.routes.openai import served_models
 
 __all__ = ["HANDLERS"]
 
@@ -56,10 +56,21 @@ def _not_ready_reason(speech: Speech) -> str | None:
     if speech.load_error is not None:
         return f"the model could not be loaded: {speech.load_error}"
     if not (speech.ready and speech.admission.stats().workers):
-        return "the model is not loaded yet"
+        loading = [m.name for m in speech.models if not m.ready]
+        return (
+            f"model {', '.join(loading)} is not loaded yet"
+            if len(speech.models) > 1
+            else "the model is not loaded yet"
+        )
     if not speech.healthy:
-        failed = "; ".join(f"{e.name}: {e.error}" for e in speech.engines() if not e.healthy)
-        return f"every engine has failed ({failed}); the server must be restarted"
+        several = len(speech.models) > 1
+        failed = "; ".join(
+            f"{f'{e.model} on ' if several else ''}{e.name}: {e.error}"
+            for e in speech.engines()
+            if not e.healthy
+        )
+        which = " of a model" if several else ""
+        return f"every engine{which} has failed ({failed}); the server must be restarted"
     return None
 
 
@@ -67,7 +78,11 @@ def _engines(speech: Speech) -> list[dict[str, Any]]:
     """Each engine's state, for /readyz: serving, or failed and why."""
     states = []
     for engine in speech.engines():
-        state: dict[str, Any] = {"device": engine.name, "state": "serving" if engine.healthy else "failed"}
+        state: dict[str, Any] = {
+            "model": engine.model,
+            "device": engine.name,
+            "state": "serving" if engine.healthy else "failed",
+        }
         if engine.error:
             state["error"] = engine.error
         states.append(state)
@@ -84,7 +99,12 @@ def _engines(speech: Speech) -> list[dict[str, Any]]:
 async def readyz(speech: Speech) -> Response[dict[str, Any]]:
     reason = _not_ready_reason(speech)
     if reason is None:
-        body = {"status": "ready", "model": speech.model_id, "engines": _engines(speech)}
+        body = {
+            "status": "ready",
+            "model": speech.model_id,
+            "models": [m.id for m in speech.models],
+            "engines": _engines(speech),
+        }
         return Response(body, status_code=HTTP_200_OK)
     body = error_body("not_ready", reason)
     if speech.ready:
@@ -111,10 +131,19 @@ async def readyz_head(speech: Speech) -> Response[None]:
     summary="Models served (OpenAI's list format)",
 )
 async def list_models(speech: Speech) -> dict[str, Any]:
-    return {
-        "object": "list",
-        "data": [{"id": name, "object": "model", "owned_by": "indextts2"} for name in served_models(speech)],
-    }
+    """Every model (the first is the default), then the aliases that mean the first."""
+    models = list(speech.models)
+    default = models[0]
+    data = [_model_entry(m.id, m.family) for m in models]
+    served = {m.id for m in models}
+    for alias in speech.config.model_aliases:
+        if alias not in served:
+            data.append({**_model_entry(alias, default.family), "alias_of": default.id})
+    return {"object": "list", "data": data}
+
+
+def _model_entry(name: str, family: Any) -> dict[str, Any]:
+    return {"id": name, "object": "model", "owned_by": "indextts2", "family": family.name if family else None}
 
 
 @get(
@@ -130,6 +159,8 @@ async def info(speech: Speech, access: Access) -> dict[str, Any]:
     return {
         "version": __version__,
         "model": speech.model_id,
+        "family": family_json(speech.family),
+        "models": [m.to_json(default=index == 0) for index, m in enumerate(speech.models)],
         "ready": ready,
         "auth_required": access.needs_key,
         "basic_auth": access.basic_auth,

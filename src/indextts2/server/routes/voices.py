@@ -39,6 +39,13 @@ class VoiceForm:
             "already, another name of that voice."
         ),
     ] = None
+    model: Annotated[
+        str | None,
+        described(
+            "The served model the voice is encoded for (`/v1/models`; default: the first). Another model "
+            "encodes the stored clip again when a request asks for it."
+        ),
+    ] = None
 
 
 @get("/v1/voices", operation_class=documented(401, 403, 503), tags=["voices"], summary="List saved voices")
@@ -50,7 +57,7 @@ async def list_voices(speech: Speech) -> dict[str, Any]:
     "/v1/voices",
     opt={"rate_limited": True, "permission": "voices"},
     guards=[multipart_only],
-    operation_class=documented(400, 401, 403, 409, 413, 415, 429, 503, 504, copies={200: 201}),
+    operation_class=documented(400, 401, 403, 404, 409, 413, 415, 429, 503, 504, copies={200: 201}),
     tags=["voices"],
     summary="Save a voice",
     description=(
@@ -74,7 +81,7 @@ async def create_voice(speech: Speech, data: MultipartBody[VoiceForm]) -> Respon
     if not reference:
         raise InvalidInput(f"the uploaded file {data.reference.filename!r} is empty; attach an audio file")
     record, created = await speech.create_voice(
-        reference=reference, filename=upload_name(data.reference, "reference"), name=name
+        reference=reference, filename=upload_name(data.reference, "reference"), name=name, model=data.model
     )
     return Response(content=record.to_json(), status_code=201 if created else 200)
 

@@ -69,7 +69,9 @@ async function init() {
     return;
   }
   const info = state.info;
-  $("server-status").textContent = `${info.model} · ${info.ready ? "ready" : "loading…"} · v${info.version}`;
+  const models = info.models && info.models.length ? info.models : [{ id: info.model, family: info.family }];
+  const names = models.map((m) => `${m.id}${m.family ? ` (${m.family.name})` : ""}`).join(", ");
+  $("server-status").textContent = `${names} · ${info.ready ? "ready" : "loading…"} · v${info.version}`;
   $("key-section").hidden = !(info.auth_required && !info.basic_auth);
   $("api-key").value = localStorage.getItem("indextts2.key") || "";
   let keyTimer = null;
@@ -82,6 +84,7 @@ async function init() {
   $("api-key").addEventListener("input", keyChanged);
   $("api-key").addEventListener("change", keyChanged);
   buildSliders(info.emotions || []);
+  buildModels(info.models || []);
   $("text").maxLength = info.max_text_chars;
   const count = () => { $("text-count").textContent = `${$("text").value.length} / ${info.max_text_chars}`; };
   $("text").addEventListener("input", count);
@@ -105,6 +108,48 @@ function buildSliders(emotions) {
     slider.addEventListener("input", () => { value.textContent = Number(slider.value).toFixed(2); });
     pane.append(label, slider, value);
   }
+}
+
+// ---- which model (a server may hold several), and what it takes: a language choice and a duration
+// factor, only where its family has them
+
+const LANGUAGE_NAMES = { zh: "Chinese", en: "English", ja: "Japanese", es: "Spanish", ar: "Arabic" };
+
+function buildModels(models) {
+  const select = $("model");
+  select.innerHTML = "";
+  for (const model of models) {
+    const family = model.family ? ` (${model.family.name})` : "";
+    select.append(new Option(`${model.id}${family}`, model.id, false, model.default));
+  }
+  $("model-row").hidden = models.length < 2;
+  applyFamily(currentFamily());
+}
+
+function chosenModel() {
+  return $("model-row").hidden ? null : $("model").value;
+}
+
+function currentFamily() {
+  const model = (state.info.models || []).find((m) => m.id === $("model").value);
+  return model ? model.family : state.info.family;
+}
+
+function applyFamily(family) {
+  const languages = (family && family.languages) || [];
+  const select = $("language");
+  const chosen = select.value;
+  select.innerHTML = "";
+  select.append(new Option("auto (from the text)", ""));
+  for (const code of languages) {
+    const label = LANGUAGE_NAMES[code] ? `${LANGUAGE_NAMES[code]} (${code})` : code;
+    select.append(new Option(label, code, false, code === chosen));
+  }
+  $("language-row").hidden = !languages.length;
+  const duration = family && family.duration;
+  if (duration) Object.assign($("duration"), { min: duration[0], max: duration[1] });
+  $("duration-row").hidden = !duration;
+  $("speech-section").hidden = $("model-row").hidden && $("language-row").hidden && $("duration-row").hidden;
 }
 
 async function loadVoices(selectId) {
@@ -228,6 +273,7 @@ async function saveVoice() {
   form.append("consent", "true");
   const name = $("voice-name").value.trim();
   if (name) form.append("name", name);
+  if (chosenModel()) form.append("model", chosenModel());
   setStatus("saving the voice…");
   try {
     const response = await api("/v1/voices", { method: "POST", body: form });
@@ -287,6 +333,9 @@ function buildForm(format, stream) {
     form.append("emotion_text", $("emotion-text").value.trim());
   }
   if (mode === "audio" || mode === "vector") form.append("emotion_alpha", $("emotion-alpha").value);
+  if (chosenModel()) form.append("model", chosenModel());
+  if (!$("language-row").hidden && $("language").value) form.append("language", $("language").value);
+  if (!$("duration-row").hidden && Number($("duration").value) !== 1) form.append("duration", $("duration").value);
   form.append("format", format);
   form.append("stream", stream ? "true" : "false");
   return form;
@@ -450,6 +499,10 @@ $("emotion-mode").addEventListener("change", () => {
 });
 $("emotion-alpha").addEventListener("input", () => {
   $("emotion-alpha-value").textContent = Number($("emotion-alpha").value).toFixed(2);
+});
+$("model").addEventListener("change", () => applyFamily(currentFamily()));
+$("duration").addEventListener("input", () => {
+  $("duration-value").textContent = Number($("duration").value).toFixed(2);
 });
 $("voice-select").addEventListener("change", updateDelete);
 // every edit of the form checks a failed check again (see recheck)
