@@ -243,6 +243,16 @@ def test_model_placements_parse_and_check(tmp_path: Path) -> None:
     assert (alone.model, alone.models, alone.devices) == (TINY25, (), ())
 
 
+def test_default_options_must_fit_every_served_model() -> None:
+    """A server-wide option one model's family lacks would fail each of its requests: refused at start."""
+    assert ServerConfig(model=TINY25, default_options={"language": "ja", "duration": 1.2}).default_options
+    with pytest.raises(ConfigError, match=r"do not fit model dummy:tiny: IndexTTS-2 takes no language"):
+        ServerConfig(models=BOTH, default_options={"language": "ja"})
+    with pytest.raises(ConfigError, match=r"do not fit model dummy:tiny: IndexTTS-2 has no duration"):
+        ServerConfig(model=TINY, default_options={"duration": 1.2})
+    assert ServerConfig(models=BOTH, default_options={"speed": 1.5}).default_options  # both have speed
+
+
 # ---- under uvicorn, the real command
 
 

@@ -222,6 +222,27 @@ class ServerConfig:
     """OpenTelemetry spans per request (queueing, each engine stage, encoding); needs the ``otel``
     extra and a tracer provider (``indextts2 serve --otel`` sets up OTLP export)."""
 
+    def _check_defaults_fit_every_model(self, defaults: Any) -> None:
+        """Default options apply to every served model: refuse one that a model's family lacks (a
+        language or a duration factor on IndexTTS-2) now, not on each of its requests."""
+        from indextts2.errors import IndexTTS2Error
+        from indextts2.loader import family_of
+        from indextts2.store import dummy_preset
+        from indextts2.store.manifest import MODELS
+
+        for name in [m.name for m in self.models] or [self.model]:
+            known = dummy_preset(name) is not None or name in MODELS or Path(name).expanduser().is_dir()
+            if not known:  # a directory that is not there yet: its family shows when it loads
+                continue
+            try:
+                family_of(name).check_options(
+                    language=defaults.language, duration=defaults.duration, speed=defaults.speed
+                )
+            except IndexTTS2Error as exc:
+                raise ConfigError(
+                    f"default options do not fit model {name}: {exc}; give that option per request instead"
+                ) from exc
+
     def __post_init__(self) -> None:
         if self.models:
             object.__setattr__(self, "model", self.models[0].name)
@@ -247,9 +268,10 @@ class ServerConfig:
             from indextts2.server.requests import build_options
 
             try:
-                build_options(dict(self.default_options))
+                defaults = build_options(dict(self.default_options))
             except InvalidInput as exc:
                 raise ConfigError(f"default options: {exc}") from exc
+            self._check_defaults_fit_every_model(defaults)
         if self.metrics_callers < 0:
             raise ConfigError(f"metrics_callers must be 0 or more, got {self.metrics_callers}")
         for who, quota in [("daily_audio_quota", self.daily_audio_quota), *self.caller_quotas.items()]:
