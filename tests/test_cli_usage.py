@@ -132,8 +132,8 @@ def test_a_bad_choice_lists_the_choices() -> None:
         (["serve", "--gpu", "--cpu"], "error: choose one device, not --gpu and --cpu"),
         (["serve", "--device", "gpu0"], "error: unknown device 'gpu0'; use auto, cpu, cuda, cuda:N or mps"),
         (
-            ["bench", "--server", "http://127.0.0.1:9", "--model", "dummy:tiny"],
-            "error: --model is for in-process runs; with --server the server's own model runs",
+            ["bench", "--server", "http://127.0.0.1:9", "--baseline", "sequential"],
+            "error: --baseline sequential runs in-process; leave out --server to use it",
         ),
     ],
 )

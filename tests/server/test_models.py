@@ -243,6 +243,23 @@ def test_model_placements_parse_and_check(tmp_path: Path) -> None:
     assert (alone.model, alone.models, alone.devices) == (TINY25, (), ())
 
 
+def test_bench_over_http_runs_on_the_model_it_names(client: Any, spies: dict[str, SpySynthesizer]) -> None:
+    from indextts2.engine.bench import BenchSettings
+    from indextts2.engine.bench_http import run_over_http
+
+    class InProcess(httpx.BaseTransport):
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            response: httpx.Response = client._transport.handle_request(request)
+            return response
+
+    settings = BenchSettings(concurrency=(2,), requests_per_client=1, diffusion_steps=2, codes_per_second=4)
+    report = run_over_http("http://testserver", settings, transport=InProcess(), model=TINY25)
+    assert report.meta["model"] == TINY25
+    assert report.levels[0].failed == 0
+    assert len(spies[TINY25].options_seen) == 3  # the warm-up and both clients
+    assert spies[TINY].options_seen == []
+
+
 def test_default_options_must_fit_every_served_model() -> None:
     """A server-wide option one model's family lacks would fail each of its requests: refused at start."""
     assert ServerConfig(model=TINY25, default_options={"language": "ja", "duration": 1.2}).default_options

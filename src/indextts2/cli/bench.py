@@ -73,8 +73,9 @@ def bench(
     model: Annotated[
         str | None,
         typer.Option(
-            help="Model id, directory, or dummy:tiny / dummy:full. Default: dummy:full on a GPU, "
-            "dummy:tiny on a CPU.",
+            help="Model id, directory, or dummy:tiny / dummy:full (-2.5 for IndexTTS-2.5). Default: "
+            "dummy:full on a GPU, dummy:tiny on a CPU. With --server: which of the server's models "
+            "(/v1/models).",
             show_default=False,
         ),
     ] = None,
@@ -170,8 +171,6 @@ def bench(
         chosen = _local_defaults(device, model, concurrency, diffusion_steps)
         forced = chosen.model.startswith("dummy:") if force_codes is None else force_codes
     else:
-        if model is not None:
-            raise InvalidInput("--model is for in-process runs; with --server the server's own model runs")
         chosen = _Defaults(
             "", concurrency or GPU_DEFAULTS.concurrency, diffusion_steps or GPU_DEFAULTS.diffusion_steps
         )
@@ -201,7 +200,7 @@ def bench(
 
         if baseline != "none":
             raise InvalidInput("--baseline sequential runs in-process; leave out --server to use it")
-        report = run_over_http(server, settings, api_key=api_key, meta=meta, on_level=progress)
+        report = run_over_http(server, settings, api_key=api_key, meta=meta, on_level=progress, model=model)
     else:
         report = _run_local(
             settings,

@@ -32,14 +32,16 @@ __all__ = ["run_over_http"]
 
 
 def _one_request(
-    client: Client, voice: str, index: int, text: BenchText, settings: BenchSettings
+    client: Client, voice: str, index: int, text: BenchText, settings: BenchSettings, model: str | None
 ) -> RequestResult:
     started = time.perf_counter()
     first: float | None = None
     samples = 0
     rate = 22050
     try:
-        for block in client.stream(text.text, voice=voice, options=settings.options(index, text)):
+        for block in client.stream(
+            text.text, voice=voice, options=settings.options(index, text), model=model
+        ):
             if first is None and block.num_samples:
                 first = time.perf_counter() - started
             samples += block.num_samples
@@ -57,16 +59,18 @@ def run_over_http(
     meta: dict[str, Any] | None = None,
     on_level: Callable[[LevelReport], None] | None = None,
     transport: httpx.BaseTransport | None = None,
+    model: str | None = None,
 ) -> BenchReport:
-    """Run every concurrency level against the server at ``url`` (``transport``: an httpx transport)."""
+    """Run every concurrency level against the server at ``url`` (``transport``: an httpx transport),
+    on ``model`` (one of the server's ``/v1/models``; None: its default)."""
     with Client(url, api_key=api_key, timeout=600.0, transport=transport) as client:
         info = client.info()
-        voice = str(client.create_voice(reference_clip(), consent=True)["id"])
-        _one_request(client, voice, 0, settings.texts[0], settings)  # warm-up
+        voice = str(client.create_voice(reference_clip(), consent=True, model=model)["id"])
+        _one_request(client, voice, 0, settings.texts[0], settings, model)  # warm-up
         levels = []
         for clients in settings.concurrency:
             results, wall = run_clients(
-                clients, lambda c, i, t: _one_request(client, voice, i, t, settings), settings
+                clients, lambda c, i, t: _one_request(client, voice, i, t, settings, model), settings
             )
             level = LevelReport.from_results(clients, results, wall)
             levels.append(level)
@@ -75,7 +79,7 @@ def run_over_http(
     details = {
         "date": _dt.date.today().isoformat(),
         "server": url,
-        "model": info.get("model"),
+        "model": model or info.get("model"),
         "settings": {
             "concurrency": list(settings.concurrency),
             "requests_per_client": settings.requests_per_client,
