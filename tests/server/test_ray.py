@@ -95,7 +95,10 @@ def url(tmp_path_factory: pytest.TempPathFactory, signals: Path) -> Iterator[str
             voices_dir=home / "voices",
             usage_db=home / "usage.sqlite3",
             sample_voice=True,
-            grace_period=5,
+            # Serve gives the requests of a replica it removes (scaling down) this long to finish:
+            # at 5 s, on a busy machine, a request on the replica removed right after the start
+            # was cut (503). A bound against a hang: idle replicas still stop at once.
+            grace_period=PATIENCE,
             default_options={"max_codes": 20, "diffusion_steps": 3, "num_beams": 1},
         )
         replicas = ReplicaSettings(
