@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from server_helpers import ARTIFACTS, HERE, ServerProcess, free_port, multipart, tone
+from server_helpers import ARTIFACTS, HERE, STARTUP_SECONDS, ServerProcess, free_port, multipart, tone
 
 from indextts2.audio import load_audio
 from indextts2.client import Client, RemoteError
@@ -409,7 +409,7 @@ def test_replace_takes_over_the_port(start_server: Callable[..., ServerProcess],
     assert refused.process.wait(60) == 2
     assert "--replace" in refused.log()
     second = start_server("--port", port, "--pidfile", str(pidfile), "--replace", wait=False)
-    assert first.process.wait(60) == 0  # stopped gracefully by the new one
+    assert first.process.wait(STARTUP_SECONDS) == 0  # stopped gracefully by the new one, once loaded
     second.wait_ready()  # (only now: until the first one stopped, it answered on this port)
     assert pidfile.read_text().strip() == str(second.pid)
     assert httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200
@@ -429,11 +429,11 @@ def test_replace_restarts_without_a_refused_connection_or_a_503(
     stop = threading.Event()
 
     def client_loop() -> None:
-        deadline = time.monotonic() + 150  # bounded, whatever happens
+        deadline = time.monotonic() + 2 * STARTUP_SECONDS  # bounded, whatever happens
         while not stop.is_set() and time.monotonic() < deadline:
             body = {"input": "Still here?", "voice": "sample", "response_format": "wav"}
             try:
-                response = httpx.post(url, json=body, timeout=30)
+                response = httpx.post(url, json=body, timeout=STARTUP_SECONDS)
                 detail = response.text[:200] if response.status_code != 200 else ""
                 outcomes.append((response.status_code, detail))
             except httpx.TransportError as exc:  # refused, reset, closed without an answer
@@ -443,14 +443,15 @@ def test_replace_restarts_without_a_refused_connection_or_a_503(
     looping.start()
     try:
         second = start_server("--port", port, "--pidfile", str(pidfile), "--replace", wait=False)
-        assert first.process.wait(90) == 0, first.log()[-2000:]  # drained and gone
+        # drained and gone, once the new one has loaded (the bounds are against a hang only)
+        assert first.process.wait(STARTUP_SECONDS) == 0, first.log()[-2000:]
         served_before = len(outcomes)
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + STARTUP_SECONDS
         while len(outcomes) < served_before + 3 and time.monotonic() < deadline:
             time.sleep(0.05)  # a few requests served by the new server alone
     finally:
         stop.set()
-        looping.join(60)
+        looping.join(STARTUP_SECONDS)
     failures = [outcome for outcome in outcomes if outcome[0] != 200]
     assert not failures, failures[:5]
     assert len(outcomes) >= 6, outcomes
